@@ -1,0 +1,1 @@
+"""Model registry and artifact store (SQLAlchemy; no torch import)."""

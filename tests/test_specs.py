@@ -1,0 +1,38 @@
+"""Job specs: the paper's defaults and errors that name the field and the fix."""
+
+import re
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from core.specs import JobRequest, TrainSpec
+
+adapter: TypeAdapter = TypeAdapter(JobRequest)
+
+
+def test_train_example_from_the_issue_validates() -> None:
+    job = adapter.validate_python(
+        {"kind": "train", "spec": {"method": "ir", "dim": 2, "L": 8, "kappa": 0.25, "lam": 0.01,
+                                   "steps": 50}}
+    )
+    assert job.spec.levels == 1 and job.spec.lr_decay == 0.997
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ({"L": 24, "kappa": 0.25, "lam": 0.01}, "L=24 is not 4·2^n"),
+        ({"L": 8, "kappa": 0.25, "lam": -1.0}, "lam"),
+        ({"L": 8, "kappa": 0.3, "lam": 0.0}, "kappa=0.3"),
+        ({"L": 8, "kappa": 0.2, "lam": 0.01, "method": "xy"}, "method"),
+        ({"L": 8, "kappa": 0.2, "lam": 0.01, "colour": 1}, "colour"),
+    ],
+)
+def test_bad_train_specs_name_the_field(spec: dict, needle: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(needle)):
+        TrainSpec.model_validate({"method": "ir", **spec})
+
+
+def test_levels() -> None:
+    assert TrainSpec(L=64, kappa=0.2, lam=0.01).levels == 4
+    assert TrainSpec(L=24, kappa=0.2, lam=0.01, method="baseline").levels == 0
