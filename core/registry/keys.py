@@ -1,0 +1,110 @@
+"""API keys: ``srf_<prefix>_<secret>``; only SHA-256(key) is stored, compared in constant time.
+
+The prefix (8 hex characters) is the key's visible handle: it finds the row and names
+the key in listings and revocations (issue 6) without revealing the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.registry.models import ApiKey, utcnow
+
+KEY_PREFIX = "srf_"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: str  # shown once
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the user, their groups and whether they administer the service."""
+
+    user: str
+    groups: tuple[str, ...]
+    is_admin: bool
+    prefix: str
+
+    @property
+    def group(self) -> str:
+        """The group new objects belong to (the first of the caller's groups)."""
+        return self.groups[0] if self.groups else "default"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def split_prefix(key: str) -> str | None:
+    parts = key.split("_")
+    if len(parts) != 3 or parts[0] + "_" != KEY_PREFIX or len(parts[1]) != 8:
+        return None
+    return parts[1]
+
+
+def create_key(
+    session: Session,
+    *,
+    user: str = "admin",
+    groups: list[str] | None = None,
+    is_admin: bool = False,
+    expires_at: datetime | None = None,
+    key: str | None = None,
+) -> NewKey:
+    """Store a new key (random unless ``key`` is given, e.g. ``SRFLOW_ADMIN_KEY``)."""
+    if key is None:
+        key = f"{KEY_PREFIX}{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
+    prefix = split_prefix(key) or hash_key(key)[:8]
+    session.add(
+        ApiKey(
+            prefix=prefix,
+            key_hash=hash_key(key),
+            user=user,
+            groups=list(groups or ["default"]),
+            is_admin=is_admin,
+            expires_at=expires_at,
+        )
+    )
+    session.flush()
+    return NewKey(key, prefix)
+
+
+def ensure_key(session: Session, key: str, *, user: str = "admin") -> None:
+    """Make ``key`` a working admin key (idempotent; used for ``SRFLOW_ADMIN_KEY``)."""
+    prefix = split_prefix(key) or hash_key(key)[:8]
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if row is None:
+        create_key(session, user=user, groups=["default"], is_admin=True, key=key)
+    elif not hmac.compare_digest(row.key_hash, hash_key(key)):
+        raise ValueError(f"a different key with prefix {prefix} exists; choose another key")
+    else:
+        row.revoked_at, row.is_admin = None, True
+
+
+def authenticate(session: Session, key: str) -> Caller | None:
+    """The caller for ``key``, or None (unknown, wrong, revoked or expired)."""
+    prefix = split_prefix(key) or hash_key(key)[:8]
+    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    digest = hash_key(key)
+    if row is None:
+        hmac.compare_digest(digest, digest)  # same work either way
+        return None
+    if not hmac.compare_digest(row.key_hash, digest):
+        return None
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= utcnow()):
+        return None
+    return Caller(row.user, tuple(row.groups or ()), row.is_admin, row.prefix)
+
+
+def any_key(session: Session) -> bool:
+    return session.scalar(select(ApiKey.id).limit(1)) is not None

@@ -1,0 +1,85 @@
+"""One settings object for the service (API, workers, CLI client), read from ``SRFLOW_*``.
+
+No torch here: the API process imports this. Every URL that is not given is derived
+from ``data_dir``, so ``srflow serve`` with no environment at all gives the embedded
+single-machine service (filesystem broker, SQLite result store and registry, local
+artifacts) under ``./srflow-data``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings; env ``SRFLOW_<FIELD>`` (e.g. ``SRFLOW_BROKER_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="SRFLOW_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(Path("srflow-data"), description="registry, artifacts, embedded broker")
+    database_url: str | None = Field(None, description="None: sqlite:///<data_dir>/registry.db")
+    broker_url: str | None = Field(None, description="None: embedded filesystem:// broker")
+    result_backend: str | None = Field(None, description="None: db+sqlite:///<data_dir>/...")
+    admin_key: SecretStr | None = Field(None, description="made a working admin key at start-up")
+
+    # limits a physicist hits with a clear 422
+    max_n_samples: int = Field(1_000_000, ge=1)
+    max_page_size: int = Field(200, ge=1)
+
+    # fault tolerance (DESIGN.md section 8; issue 6)
+    progress_interval_s: float = Field(1.0, ge=0.0, description="min seconds between DB writes")
+    heartbeat_timeout_s: float = Field(900.0, gt=0.0, description="running job presumed lost")
+    visibility_timeout_s: int = Field(7 * 24 * 3600, gt=0, description="> the longest job")
+    max_attempts: int = Field(3, ge=1)
+    sse_poll_s: float = Field(0.5, gt=0.0, description="database poll period for /events")
+
+    # client side (srflow submit/status/...)
+    url: str = Field("http://127.0.0.1:8000", description="server for the client verbs")
+    key: SecretStr | None = Field(None, description="API key for the client verbs")
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: filesystem transport under data_dir."""
+        return self.broker_url is None
+
+    @cached_property
+    def root(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def work_dir(self) -> Path:
+        """Per-job scratch directories (checkpoints live here so a retry resumes)."""
+        return self.root / "work"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.root / "broker"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.root / 'registry.db'}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def celery_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return f"db+sqlite:///{self.root / 'celery-results.db'}"
+
+
+def get_settings() -> Settings:
+    """Settings from the environment (a fresh read, so tests can change the env)."""
+    return Settings()
