@@ -111,6 +111,8 @@ def _analyse(deviations: Array, mean: float, s_tau: float) -> GammaResult:
     t_len, n_rep = deviations.shape
     n = t_len * n_rep
     gamma = autocovariance(deviations)
+    if not (math.isfinite(mean) and np.isfinite(gamma[0])):
+        return GammaResult(math.nan, math.nan, math.nan, math.nan, math.nan, 0, n)
     if not gamma[0] > 0.0:
         return GammaResult(mean, 0.0, 0.0, 0.5, 0.0, 0, n)
     w_max = max(1, t_len // 2)
@@ -121,9 +123,9 @@ def _analyse(deviations: Array, mean: float, s_tau: float) -> GammaResult:
     c_w = gamma[0] + 2.0 * gamma[1 : w + 1].sum()
     c_w = max(c_w, 0.0)
     error = math.sqrt(c_w / n)
-    tau_int = c_w / (2.0 * gamma[0])
+    tau_int = float(c_w / (2.0 * gamma[0]))
     return GammaResult(
-        mean=mean,
+        mean=float(mean),
         error=error,
         error_of_error=error * math.sqrt((w + 0.5) / n),
         tau_int=tau_int,
