@@ -1,0 +1,140 @@
+"""One training objective: flow + coarse/fine couplings + a coarse source → the KL loss.
+
+A proposal φ̃ carries log q up to the constant −log Z_L (core.training.loss):
+
+    super-resolving flow:  log q(φ̃) = −S_L[c_L](φ) + log_q_rel       (φ the coarse field)
+    baseline (Gaussian prior, normalised):  log q(φ̃) as the flow reports it
+
+and log w = −S[c](φ̃) − log q(φ̃), float64. ``step_loss`` builds the surrogate of
+core.training.loss (D^(I) + the D^(II) terms of whichever couplings learn + λ_K · mean
+kinetic energy, Finlay et al. 2020).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from core.lattice.action import action
+from core.training.couplings import LearnableCouplings
+from core.training.gap import GapMeasure, measure_gap
+from core.training.loss import LossTerms, reverse_kl
+
+
+class CoarseSource(Protocol):
+    side: str
+
+    def draw(self) -> Tensor: ...
+
+    def logz_terms(self) -> tuple[list[Tensor], dict[str, float]]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Fine configurations, log q up to −log Z_L (float64), kinetic energy or None, and the
+    coarse fields they came from (None for the baseline)."""
+
+    phi: Tensor
+    log_q: Tensor
+    kinetic: Tensor | None
+    phi_coarse: Tensor | None
+
+
+def _accepts_kinetic(flow: nn.Module) -> bool:
+    try:
+        return "kinetic" in inspect.signature(flow.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class Matching(nn.Module):
+    """Parameters: the flow's and the learnable couplings (``coarse``, ``fine``)."""
+
+    def __init__(self, flow: nn.Module, coarse: LearnableCouplings, fine: LearnableCouplings,
+                 source: CoarseSource | None, generator: torch.Generator, *,
+                 kinetic_weight: float = 0.0, baseline_batch: int = 0) -> None:
+        super().__init__()
+        self.flow, self.coarse, self.fine = flow, coarse, fine
+        self.source = source
+        self.generator = generator
+        self.kinetic_weight = float(kinetic_weight)
+        self.baseline_batch = baseline_batch
+        self._kinetic_kw = _accepts_kinetic(flow)
+
+    def push(self, phi_coarse: Tensor, solver: Any = None,
+             generator: torch.Generator | None = None) -> Proposal:
+        """T_θ(φ) with log q = −S_L[c_L](φ) + log_q_rel (float64)."""
+        kw: dict[str, Any] = {}
+        if solver is not None:
+            kw["solver"] = solver
+        if self._kinetic_kw and self.kinetic_weight > 0 and torch.is_grad_enabled():
+            kw["kinetic"] = True
+        out = self.flow(phi_coarse, generator or self.generator, **kw)
+        s_coarse = action(phi_coarse.to(torch.float64), self.coarse.kappa, self.coarse.lam)
+        log_q = -s_coarse + out.log_q_rel.to(torch.float64)
+        return Proposal(phi=out.phi, log_q=log_q, kinetic=getattr(out, "kinetic", None),
+                        phi_coarse=phi_coarse)
+
+    def propose(self) -> Proposal:
+        """One training batch of proposals."""
+        if self.source is None:  # baseline: the flow samples its own Gaussian prior
+            out = self.flow.sample(self.baseline_batch, self.generator)
+            return Proposal(phi=out.phi, log_q=out.log_q.to(torch.float64),
+                            kinetic=getattr(out, "kinetic", None), phi_coarse=None)
+        return self.push(self.source.draw())
+
+    def log_w(self, proposal: Proposal) -> Tensor:
+        """log w = −S[c](φ̃) − log q(φ̃), float64, per proposal."""
+        s_fine = action(proposal.phi.to(torch.float64), self.fine.kappa, self.fine.lam)
+        return -s_fine - proposal.log_q
+
+    def step_loss(self) -> tuple[LossTerms, dict[str, float]]:
+        """Surrogate and monitors for one optimiser step."""
+        prop = self.propose()
+        terms: list[Tensor] = []
+        metrics: dict[str, float] = {}
+        if self.source is not None:
+            terms, metrics = self.source.logz_terms()
+        reg = None
+        if self.kinetic_weight > 0 and prop.kinetic is not None:
+            kin = prop.kinetic.to(torch.float64).mean()
+            reg = self.kinetic_weight * kin
+            metrics["kinetic"] = float(kin.detach())
+        return reverse_kl(self.log_w(prop), terms, reg), metrics
+
+    def gap(self, phi_coarse: Tensor, generator: torch.Generator) -> GapMeasure:
+        """Solver gap on these coarse fields (super-resolving flows) or prior draws."""
+        if self.source is None:
+            return _baseline_gap(self.flow, phi_coarse.shape[0], generator)
+        return measure_gap(self.flow, phi_coarse, generator)
+
+    def source_state(self) -> dict[str, Any]:
+        return {} if self.source is None else self.source.state_dict()
+
+    def load_source_state(self, state: dict[str, Any]) -> None:
+        if self.source is not None:
+            self.source.load_state_dict(state)
+
+
+def _baseline_gap(flow: Any, n: int, generator: torch.Generator) -> GapMeasure:
+    """Baseline: the same prior draws pushed with the model solver and with 2× steps."""
+    solver = flow.solver
+    ref = solver.with_steps(2 * solver.steps)
+    twin = torch.Generator(device=generator.device)
+    twin.set_state(generator.get_state())
+    with torch.no_grad():
+        a = flow.sample(n, generator)
+        b = flow.sample(n, twin, solver=ref)
+    dlq = (a.log_q.double() - b.log_q.double()).abs()
+    dphi = (a.phi.double() - b.phi.double()).abs()
+    finite = bool(torch.isfinite(dlq).all())
+    return GapMeasure(log_q=float(dlq.max()) if finite else float("inf"),
+                      phi=float(dphi.max()), reference_steps=int(ref.steps))
