@@ -116,6 +116,13 @@ class Matching(nn.Module):
             return _baseline_gap(self.flow, phi_coarse.shape[0], generator)
         return measure_gap(self.flow, phi_coarse, generator)
 
+    def project(self) -> None:
+        """Keep learnable λ ≥ 0 after an optimiser step (eq. 3 is unbounded below otherwise)."""
+        with torch.no_grad():
+            for c in (self.coarse, self.fine):
+                if "lam" in c.learnable:
+                    c.lam.clamp_(min=0.0)
+
     def source_state(self) -> dict[str, Any]:
         return {} if self.source is None else self.source.state_dict()
 

@@ -167,6 +167,7 @@ class Trainer:
         if any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in params):
             raise TrainingDiverged(f"non-finite gradient at step {self.step}")
         self.optimizer.step()
+        problem.project()
         self.scheduler.step()
         gap_lq = gap_phi = None
         gap = None
