@@ -265,3 +265,32 @@ def create_job(
     session.add(job)
     session.commit()
     return job
+
+
+def finish_result(session: Session, job_id: str, result: dict[str, Any]) -> None:
+    """Replace the result of a job this transaction just finished (e.g. with the version
+    number assigned at registration); no commit."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(result=result)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def fail_unsent(session: Session, job_id: str, message: str) -> None:
+    """The task could not be sent: the job fails at once with the broker's error."""
+    now = utcnow()
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(
+            status="failed",
+            error_type="BrokerUnavailable",
+            error_message=f"the job could not be queued ({message}); resubmit later",
+            end_time=now,
+            update_time=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()

@@ -1,0 +1,61 @@
+"""Request dependencies (``Annotated``): settings, a registry session, the caller, Celery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.problems import Problem
+from core.registry.db import session_factory
+from core.registry.keys import Caller, authenticate
+from core.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    with session_factory(settings.db_url)() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_caller(request: Request, session: SessionDep) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Problem(
+            401,
+            "send your API key as 'Authorization: Bearer KEY' "
+            "(get one with 'srflow admin create-key')",
+            slug="unauthenticated",
+            headers={"WWW-Authenticate": 'Bearer realm="srflow"'},
+        )
+    caller = authenticate(session, key.strip())
+    if caller is None:
+        raise Problem(
+            401,
+            "this API key is unknown, revoked or expired: check SRFLOW_KEY / --key",
+            slug="unauthenticated",
+            headers={"WWW-Authenticate": 'Bearer realm="srflow", error="invalid_token"'},
+        )
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def get_celery(request: Request) -> Any:
+    return request.app.state.celery
+
+
+CeleryDep = Annotated[Any, Depends(get_celery)]

@@ -1,0 +1,77 @@
+"""The srflow HTTP API (FastAPI). Never imports torch: jobs go to workers by task name.
+
+Run: ``uvicorn --factory app.main:create_app`` (``srflow serve`` does this for you).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app import problems
+from app.routes import ensembles, health, jobs, models
+from core import __version__
+from core.registry import jobs as job_rows
+from core.registry.db import session_factory, session_scope, upgrade
+from core.registry.keys import ensure_key
+from core.settings import Settings, get_settings
+from worker.celery_app import TASK_NAME, make_celery
+
+log = logging.getLogger("srflow.api")
+
+
+def _reap_once(app: FastAPI) -> None:
+    """Re-send running jobs whose heartbeat went stale (a worker died); see issue 6."""
+    settings: Settings = app.state.settings
+    with session_factory(settings.db_url)() as s:
+        for job in job_rows.reap_stale(s, settings.heartbeat_timeout_s, settings.max_attempts):
+            log.warning("job %s lost its worker; re-queued (attempt %d)", job.id, job.attempts)
+            app.state.celery.send_task(TASK_NAME, args=[job.id], queue=job.queue)
+
+
+async def _reaper(app: FastAPI) -> None:
+    period = max(app.state.settings.heartbeat_timeout_s / 4, 1.0)
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await run_in_threadpool(_reap_once, app)
+        except Exception:  # keep reaping; the next round may succeed
+            log.exception("reaper round failed")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    await run_in_threadpool(upgrade, settings.db_url)
+    if settings.admin_key is not None:
+        with session_scope(settings.db_url) as s:
+            ensure_key(s, settings.admin_key.get_secret_value())
+    task = asyncio.create_task(_reaper(app))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="srflow",
+        version=__version__,
+        summary="Exact sampling of lattice φ⁴ theory with super-resolving flows, as a service",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.celery = make_celery(settings)
+    problems.install(app)
+    for module in (health, jobs, models, ensembles):
+        app.include_router(module.router, prefix="/v1")
+    return app

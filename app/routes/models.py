@@ -1,0 +1,180 @@
+"""/v1/models: search, get, versions, aliases, download (zip with a model card)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from app.deps import CallerDep, SessionDep, SettingsDep
+from app.operations import _t
+from app.problems import Problem
+from app.routes.card import model_card
+from core.registry import catalog
+from core.registry.keys import Caller
+from core.registry.models import ModelVersion, RegisteredModel
+from core.registry.store import ArtifactStore
+
+router = APIRouter(tags=["models"])
+
+
+def version_dict(mv: ModelVersion, aliases: list[str] | None = None) -> dict[str, Any]:
+    name = mv.model.name
+    return {
+        "name": name,
+        "version": mv.version,
+        "ref": f"{name}/{mv.version}",
+        "aliases": aliases or [],
+        "theory": {"dim": mv.dim, "L": mv.L, "kappa": mv.kappa, "lam": mv.lam,
+                   "action": mv.action},
+        "method": mv.method,
+        "ess": mv.ess,
+        "acceptance": mv.acceptance,
+        "couplings": mv.couplings,
+        "config": mv.config,
+        "metrics": mv.metrics,
+        "curve": mv.curve,
+        "seed": mv.seed,
+        "code_version": mv.code_version,
+        "torch_version": mv.torch_version,
+        "torchdiffeq_version": mv.torchdiffeq_version,
+        "device": mv.device,
+        "wall_time_s": mv.wall_time_s,
+        "parent": mv.parent,
+        "job_id": mv.job_id,
+        "sha256": mv.sha256,
+        "size": mv.size,
+        "files": mv.files,
+        "owner": mv.owner, "group": mv.group, "visibility": mv.visibility,
+        "create_time": _t(mv.create_time),
+        "download": f"/v1/models/{name}/versions/{mv.version}/download",
+    }
+
+
+def _aliases_by_version(session: Session, model: RegisteredModel) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for alias, version in catalog.aliases_of(session, model.id).items():
+        out.setdefault(version, []).append(alias)
+    return out
+
+
+def _model_or_404(session: Session, name: str, caller: Caller) -> RegisteredModel:
+    model = catalog.get_model(session, name, caller)
+    if model is None:
+        raise Problem(404, f"no model {name!r}: GET /v1/models lists the models you can see",
+                      slug="model-not-found")
+    return model
+
+
+def _version_or_404(session: Session, name: str, version: int, caller: Caller) -> ModelVersion:
+    _model_or_404(session, name, caller)
+    mv = catalog.get_version(session, name, version, caller)
+    if mv is None:
+        raise Problem(404, f"model {name!r} has no version {version}: "
+                      f"GET /v1/models/{name} lists its versions", slug="model-not-found")
+    return mv
+
+
+@router.get("/models", summary="Search model versions by theory, method and ESS/N")
+def search_models(
+    session: SessionDep,
+    caller: CallerDep,
+    dim: Annotated[int | None, Query(ge=1, le=3)] = None,
+    L: int | None = None,
+    kappa_min: float | None = None,
+    kappa_max: float | None = None,
+    lam_min: float | None = None,
+    lam_max: float | None = None,
+    method: str | None = None,
+    min_ess: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+) -> dict[str, Any]:
+    found = catalog.search_versions(
+        session, caller, dim=dim, L=L, kappa_min=kappa_min, kappa_max=kappa_max,
+        lam_min=lam_min, lam_max=lam_max, method=method, min_ess=min_ess,
+    )
+    cache: dict[int, dict[int, list[str]]] = {}
+    out = []
+    for mv in found:
+        if mv.model_id not in cache:
+            cache[mv.model_id] = _aliases_by_version(session, mv.model)
+        d = version_dict(mv, cache[mv.model_id].get(mv.version))
+        for heavy in ("curve", "config", "metrics"):
+            d.pop(heavy)
+        out.append(d)
+    return {"model_versions": out}
+
+
+@router.get("/models/{name}", summary="A registered model, its versions and aliases")
+def get_model(name: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
+    model = _model_or_404(session, name, caller)
+    by_version = _aliases_by_version(session, model)
+    versions = [version_dict(mv, by_version.get(mv.version)) for mv in model.versions
+                if catalog.get_version(session, name, mv.version, caller) is not None]
+    for v in versions:
+        v.pop("curve")
+    return {
+        "name": model.name, "description": model.description,
+        "owner": model.owner, "group": model.group, "visibility": model.visibility,
+        "create_time": _t(model.create_time), "update_time": _t(model.update_time),
+        "aliases": catalog.aliases_of(session, model.id),
+        "latest_version": max((v["version"] for v in versions), default=None),
+        "versions": versions,
+    }
+
+
+@router.get("/models/{name}/versions/{version}", summary="One model version, with its curve")
+def get_version(name: str, version: int, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
+    mv = _version_or_404(session, name, version, caller)
+    return version_dict(mv, _aliases_by_version(session, mv.model).get(mv.version))
+
+
+class AliasBody(BaseModel):
+    version: int = Field(ge=1, description="the version the alias points to")
+
+
+@router.put("/models/{name}/aliases/{alias}", summary="Set or move an alias")
+def set_alias(
+    name: str, alias: str, body: Annotated[AliasBody, Body()], session: SessionDep,
+    caller: CallerDep,
+) -> dict[str, Any]:
+    model = _model_or_404(session, name, caller)
+    mv = _version_or_404(session, name, body.version, caller)
+    if not (caller.is_admin or model.owner == caller.user or model.group in caller.groups):
+        raise Problem(403, f"only {model.group!r} members can move aliases of {name!r}")
+    try:
+        catalog.set_alias(session, model, alias, mv)
+    except ValueError as exc:
+        raise Problem(422, str(exc), errors=[{"field": "alias", "message": str(exc)}]) from None
+    session.commit()
+    return {"name": name, "alias": alias, "version": mv.version,
+            "aliases": catalog.aliases_of(session, model.id)}
+
+
+@router.get("/models/{name}/versions/{version}/download",
+            summary="Zip: model.safetensors, config.json, metrics.json, README.md")
+def download_model(
+    name: str, version: int, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> Response:
+    mv = _version_or_404(session, name, version, caller)
+    store = ArtifactStore(settings.artifacts_dir)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for fname, info in sorted(mv.files.items()):
+            zf.writestr(zipfile.ZipInfo(fname, (1980, 1, 1, 0, 0, 0)),
+                        store.read_bytes(info["sha256"]), compress_type=zipfile.ZIP_DEFLATED)
+        card = model_card(version_dict(mv))
+        zf.writestr(zipfile.ZipInfo("README.md", (1980, 1, 1, 0, 0, 0)), card)
+        zf.writestr(zipfile.ZipInfo("registry.json", (1980, 1, 1, 0, 0, 0)),
+                    json.dumps({k: v for k, v in version_dict(mv).items() if k != "curve"},
+                               indent=2))
+    data = buf.getvalue()
+    return Response(data, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{name}-v{version}.zip"',
+        "X-Weights-Sha256": mv.sha256,
+    })

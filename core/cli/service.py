@@ -1,0 +1,173 @@
+"""Service verbs of ``srflow``: serve, worker, admin, and the client verbs submit, status,
+wait, cancel, download, models.
+
+``core.cli.main`` calls :func:`register` with its subparsers; every verb sets
+``func(args) -> int``. The API and the worker are started as subprocesses by module
+name (``uvicorn --factory app.main:create_app``, ``celery -A worker.celery_app:app``):
+this is the one place where core reaches app and worker, and it never imports them.
+Standalone: ``python -m core.cli.service VERB ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.cli.client_verbs import add_client_verbs
+from core.settings import Settings, get_settings
+
+API_FACTORY = "app.main:create_app"
+CELERY_APP = "worker.celery_app:app"
+
+
+def _settings_for(args: argparse.Namespace) -> Settings:
+    if getattr(args, "data_dir", None):
+        os.environ["SRFLOW_DATA_DIR"] = str(args.data_dir)
+    return get_settings()
+
+
+def worker_command(queues: str, concurrency: int, hostname: str | None, loglevel: str,
+                   embedded: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "-Q", queues,
+           "-c", str(concurrency), "--pool", "prefork", "--max-tasks-per-child", "1",
+           "--prefetch-multiplier", "1", "-l", loglevel]
+    if hostname:
+        cmd += ["-n", hostname]
+    if embedded:
+        cmd += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+    return cmd
+
+
+def _first_key(settings: Settings) -> None:
+    from core.registry.db import session_scope, upgrade
+    from core.registry.keys import any_key, create_key
+
+    upgrade(settings.db_url)
+    if settings.admin_key is not None:
+        print("srflow: SRFLOW_ADMIN_KEY is a working admin key", file=sys.stderr)
+        return
+    with session_scope(settings.db_url) as s:
+        if any_key(s):
+            print("srflow: make a key with 'srflow admin create-key --user NAME'",
+                  file=sys.stderr)
+            return
+        new = create_key(s, user="admin", groups=["default"], is_admin=True)
+    print(f"srflow: first admin key (shown once, keep it): {new.key}", file=sys.stderr)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings_for(args)
+    settings.root.mkdir(parents=True, exist_ok=True)
+    _first_key(settings)
+    env = dict(os.environ, SRFLOW_DATA_DIR=str(settings.root))
+    procs: list[subprocess.Popen[bytes]] = []
+    if settings.embedded:
+        procs.append(subprocess.Popen(
+            worker_command("cpu,gpu", 1, "embedded@%h", args.loglevel, True), env=env))
+    api = [sys.executable, "-m", "uvicorn", "--factory", API_FACTORY, "--host", args.host,
+           "--port", str(args.port), "--log-level", args.loglevel.lower()]
+    procs.append(subprocess.Popen(api, env=env))
+    url = f"http://{args.host}:{args.port}"
+    mode = "embedded (filesystem broker, SQLite)" if settings.embedded else "API only"
+    print(f"srflow: serving {url} ({mode}); data in {settings.root}; docs at {url}/docs",
+          file=sys.stderr)
+    print(f"srflow: export SRFLOW_URL={url} SRFLOW_KEY=<key>", file=sys.stderr)
+    stop = {"now": False}
+
+    def _term(*_: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGINT, _term)
+    try:
+        while not stop["now"] and all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return 0 if stop["now"] else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings_for(args)
+    cmd = worker_command(args.queues, args.concurrency, args.hostname, args.loglevel,
+                         settings.embedded)
+    os.execv(sys.executable, cmd)  # the worker replaces this process (signals go to it)
+    return 0  # pragma: no cover
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from core.registry.db import session_scope, upgrade
+    from core.registry.keys import create_key
+    from core.registry.models import utcnow
+
+    settings = _settings_for(args)
+    upgrade(settings.db_url)
+    expires = utcnow() + timedelta(days=args.expires_days) if args.expires_days else None
+    with session_scope(settings.db_url) as s:
+        new = create_key(s, user=args.user, groups=args.group or ["default"],
+                         is_admin=args.admin, expires_at=expires)
+    if args.json:
+        print(json.dumps({"key": new.key, "prefix": new.prefix, "user": args.user}))
+    else:
+        print(new.key)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add serve, worker, admin and the client verbs to ``srflow``'s subparsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=None,
+                        help="service data directory (SRFLOW_DATA_DIR; default ./srflow-data)")
+    common.add_argument("--loglevel", default="INFO")
+
+    p = subparsers.add_parser("serve", parents=[common], help="run the HTTP API (and, with no "
+                              "SRFLOW_BROKER_URL, an embedded worker)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = subparsers.add_parser("worker", parents=[common], help="run a Celery worker; on a GPU "
+                              "machine one per GPU: CUDA_VISIBLE_DEVICES=i srflow worker -Q gpu")
+    p.add_argument("--queues", "-Q", default="cpu", help="gpu, cpu or gpu,cpu")
+    p.add_argument("--concurrency", "-c", type=int, default=1)
+    p.add_argument("--hostname", "-n", default=None)
+    p.set_defaults(func=cmd_worker)
+
+    admin = subparsers.add_parser("admin", help="administration").add_subparsers(
+        dest="admin_verb", required=True)
+    p = admin.add_parser("create-key", parents=[common], help="create an API key (printed once)")
+    p.add_argument("--user", default="admin")
+    p.add_argument("--group", action="append", help="group (repeatable; default 'default')")
+    p.add_argument("--admin", action="store_true", help="an administrator's key")
+    p.add_argument("--expires-days", type=float, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_create_key)
+
+    add_client_verbs(subparsers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="srflow")
+    register(parser.add_subparsers(dest="verb", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

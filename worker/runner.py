@@ -1,0 +1,229 @@
+"""Run one job row through ``core.pipeline.run_job`` and record what it produced.
+
+1. ``claim`` the row (queued → running, conditional; a duplicate delivery is skipped).
+2. Call ``run_job`` with a throttled progress/heartbeat writer, a ``should_stop`` that
+   reads the row's ``cancel_requested`` flag, and a model resolver backed by the registry.
+3. Finish with one conditional update in the same transaction that registers the
+   ensemble or model version: a cancelled, failed or superseded attempt registers nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from core.registry import catalog, jobs
+from core.registry.db import session_factory
+from core.registry.keys import Caller
+from core.registry.store import ArtifactStore
+from core.settings import Settings
+from core.specs import JobRequest
+from worker.outputs import ensemble_fields, model_fields, stamp_hdf5
+
+log = logging.getLogger("srflow.worker")
+_request = TypeAdapter(JobRequest)
+
+
+def clean_json(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf → None, tuples → lists, unknown objects → str."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if hasattr(value, "item"):
+        return clean_json(value.item())
+    return str(value)
+
+
+class _Monitor:
+    """Throttled progress/heartbeat writes and cancellation reads for one attempt."""
+
+    def __init__(self, settings: Settings, job_id: str, token: str) -> None:
+        self.sessions = session_factory(settings.db_url)
+        self.job_id, self.token = job_id, token
+        self.interval = settings.progress_interval_s
+        self.last_write = 0.0
+        self.last_check = 0.0
+        self.stop = False
+        self.latest: dict[str, Any] = {}
+
+    def progress(self, p: Any) -> None:
+        self.latest = clean_json(
+            {"step": p.step, "total": p.total, "stage": p.stage, **dict(p.metrics)}
+        )
+        now = time.monotonic()
+        if now - self.last_write >= self.interval:
+            self.last_write = now
+            with self.sessions() as s:
+                if not jobs.heartbeat(s, self.job_id, self.token, self.latest):
+                    self.stop = True  # another attempt took over, or the job was reaped
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self.stop and now - self.last_check >= min(self.interval, 0.25):
+            self.last_check = now
+            with self.sessions() as s:
+                self.stop = jobs.cancel_requested(s, self.job_id)
+        return self.stop
+
+
+def _resolver(settings: Settings, caller: Caller, workdir: Path) -> Callable[[str], Path]:
+    """Map NAME, NAME/VERSION or NAME@ALIAS to a directory of the version's files."""
+    store = ArtifactStore(settings.artifacts_dir)
+
+    def resolve(ref: str) -> Path:
+        with session_factory(settings.db_url)() as s:
+            mv = catalog.resolve(s, ref, caller)
+            if mv is None:
+                raise LookupError(f"model {ref!r} is not in the registry (or not visible)")
+            target = workdir / "models" / f"{mv.model.name}-v{mv.version}"
+            target.mkdir(parents=True, exist_ok=True)
+            for name, info in mv.files.items():
+                dest = target / name
+                if not dest.exists():
+                    shutil.copyfile(store.path(info["sha256"]), dest)
+            (target / "registry.json").write_text(
+                json.dumps({"name": mv.model.name, "version": mv.version, "id": mv.id})
+            )
+            return target
+
+    return resolve
+
+
+def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> str:
+    """Run job ``job_id`` as attempt ``token``; returns the state it left the job in."""
+    sessions = session_factory(settings.db_url)
+    with sessions() as s:
+        if not jobs.claim(s, job_id, token, hostname, settings.heartbeat_timeout_s):
+            job = jobs.get_job(s, job_id)
+            log.info("job %s not claimed (state %s)", job_id, job.status if job else "missing")
+            return job.status if job else "missing"
+        job = jobs.get_job(s, job_id)
+        assert job is not None
+        req = _request.validate_python({"kind": job.kind, "spec": job.spec})
+        caller = Caller(job.owner, (job.group,), False, "")
+    workdir = settings.work_dir / job_id
+    workdir.mkdir(parents=True, exist_ok=True)
+    mon = _Monitor(settings, job_id, token)
+    from core.pipeline import JobCancelled, run_job  # torch: only in the task's process
+
+    start = time.perf_counter()
+    try:
+        result = run_job(
+            req.spec,
+            workdir=workdir,
+            progress=mon.progress,
+            should_stop=mon.should_stop,
+            model_resolver=_resolver(settings, caller, workdir),
+        )
+    except JobCancelled:
+        return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
+    except Exception as exc:  # the job failed: record why, do not retry
+        log.exception("job %s failed", job_id)
+        return _finish_plain(
+            settings,
+            job_id,
+            token,
+            "failed",
+            mon.latest,
+            None,
+            error=(type(exc).__name__, str(exc) or repr(exc)),
+        )
+    wall = time.perf_counter() - start
+    with sessions() as s:
+        if jobs.cancel_requested(s, job_id):
+            return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
+    return _register(settings, job_id, token, result, wall, mon.latest, workdir)
+
+
+def _finish_plain(
+    settings: Settings,
+    job_id: str,
+    token: str,
+    state: str,
+    progress: dict[str, Any],
+    cleanup: Path | None,
+    error: tuple[str, str] | None = None,
+) -> str:
+    with session_factory(settings.db_url)() as s:
+        ok = jobs.finish(
+            s,
+            job_id,
+            token,
+            state,
+            progress=progress or None,
+            error_type=error[0] if error else None,
+            error_message=error[1] if error else None,
+        )
+        s.commit()
+    if cleanup is not None:
+        shutil.rmtree(cleanup, ignore_errors=True)
+    return state if ok else "superseded"
+
+
+def _register(
+    settings: Settings,
+    job_id: str,
+    token: str,
+    result: Any,
+    wall: float,
+    progress: dict[str, Any],
+    workdir: Path,
+) -> str:
+    store = ArtifactStore(settings.artifacts_dir)
+    with session_factory(settings.db_url)() as s:
+        job = jobs.get_job(s, job_id)
+        assert job is not None
+        summary = clean_json(result.summary)
+        out: dict[str, Any] = {"kind": job.kind, "summary": summary}
+        if result.ensemble is not None:
+            model_version = None
+            if job.kind == "sample":
+                model_version = catalog.resolve(s, job.spec["model"], None)
+            ensemble_id = job_id  # one ensemble per job: its id is the job id
+            stamp_hdf5(Path(result.ensemble), job, ensemble_id, model_version)
+            blob = store.put_file(Path(result.ensemble), move=True)
+            fields = ensemble_fields(job, Path(store.path(blob.sha256)), summary, model_version)
+            out["ensemble"] = {"id": ensemble_id, "sha256": blob.sha256, "size": blob.size}
+            if model_version is not None:
+                out["model"] = {"name": model_version.model.name, "version": model_version.version}
+            if not jobs.finish(s, job_id, token, "succeeded", result=out, progress=progress):
+                s.rollback()
+                return "superseded"
+            catalog.register_ensemble(s, job=job, blob=blob, fields=fields, ensemble_id=ensemble_id)
+        elif result.model_dir is not None:
+            mdir = Path(result.model_dir)
+            files = {
+                name: store.put_file(mdir / name)
+                for name in ("model.safetensors", "config.json", "metrics.json")
+                if (mdir / name).is_file()
+            }
+            if "model.safetensors" not in files:
+                raise FileNotFoundError(f"train job {job_id} wrote no model.safetensors")
+            name = job.model_name or catalog.default_model_name(job.spec)
+            fields = model_fields(job, mdir, summary, wall)
+            if not jobs.finish(s, job_id, token, "succeeded", result=out, progress=progress):
+                s.rollback()
+                return "superseded"
+            mv = catalog.register_model_version(s, name=name, job=job, files=files, fields=fields)
+            out["model"] = {"name": name, "version": mv.version, "sha256": mv.sha256}
+            jobs.finish_result(s, job_id, out)
+        else:
+            if not jobs.finish(s, job_id, token, "succeeded", result=out, progress=progress):
+                s.rollback()
+                return "superseded"
+        s.commit()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return "succeeded"
