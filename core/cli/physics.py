@@ -1,0 +1,104 @@
+"""Physics verbs: ``hmc``, ``train``, ``sample``, ``run`` — local runs of ``core.pipeline``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from core.cli.errors import one_line
+from core.cli.progress import ProgressBar
+from core.specs import HmcSpec
+
+
+def _fail(prog: str, message: str) -> int:
+    sys.stderr.write(f"srflow {prog}: error: {message}\n")
+    return 2
+
+
+def _theory_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dim", type=int, default=2, help="lattice dimension d (1, 2, 3)")
+    p.add_argument("--L", type=int, required=True, help="linear lattice size")
+    p.add_argument("--kappa", type=float, required=True, help="hopping parameter κ")
+    p.add_argument("--lam", type=float, required=True, help="quartic coupling λ ≥ 0")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("hmc", help="direct HMC on a lattice: observables with errors")
+    _theory_args(p)
+    p.add_argument("--n-samples", type=int, required=True, help="configurations to keep")
+    p.add_argument("--chains", type=int, default=16, help="independent chains")
+    p.add_argument("--n-therm", type=int, default=500, help="thermalisation trajectories")
+    p.add_argument("--integrator", default="omelyan", help="omelyan or leapfrog")
+    p.add_argument("--out", type=Path, default=None, help="write the ensemble (HDF5)")
+    p.set_defaults(handler=cmd_hmc)
+
+
+def print_observables(summary: dict[str, Any], file: Any = sys.stdout) -> None:
+    """A human table of observables: mean ± error (τ_int)."""
+    for name, o in summary["observables"].items():
+        print(f"  {name:26s} {o['mean']: .6g} ± {o['error']:.2g}   τ_int={o['tau_int']:.2f}",
+              file=file)
+
+
+def cmd_hmc(args: argparse.Namespace) -> int:
+    from core.pipeline import JobError, run_job
+
+    try:
+        spec = HmcSpec(
+            dim=args.dim, L=args.L, kappa=args.kappa, lam=args.lam, n_samples=args.n_samples,
+            chains=args.chains, seed=args.seed, device=args.device, n_therm=args.n_therm,
+            integrator=args.integrator,
+        )
+    except ValidationError as err:
+        return _fail("hmc", one_line(err))
+    bar = ProgressBar()
+    with tempfile.TemporaryDirectory(prefix="srflow-hmc-") as tmp:
+        try:
+            result = run_job(spec, workdir=Path(tmp), progress=bar)
+        except JobError as err:
+            return _fail("hmc", str(err))
+        finally:
+            bar.close()
+        summary = dict(result.summary)
+        if args.out is not None and result.ensemble is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            result.ensemble.replace(args.out) if _same_fs(result.ensemble, args.out) else \
+                _copy(result.ensemble, args.out)
+            summary["out"] = str(args.out)
+        else:
+            summary["out"] = None
+    if args.json:
+        keep = ("theory", "acceptance", "observables", "seconds", "out")
+        print(json.dumps({k: summary[k] for k in keep}))
+    else:
+        t = summary["theory"]
+        print(f"HMC d={t['dim']} L={t['L']} κ={t['kappa']} λ={t['lam']}: "
+              f"acceptance {summary['acceptance']:.3f}, {summary['seconds']:.1f} s")
+        print_observables(summary)
+        if summary["out"]:
+            print(f"ensemble written to {summary['out']}")
+    return 0
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_dev == b.parent.resolve().stat().st_dev
+    except OSError:
+        return False
+
+
+def _copy(src: Path, dst: Path) -> None:
+    import shutil
+
+    tmp = dst.with_name(dst.name + ".partial")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
