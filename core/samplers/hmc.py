@@ -212,21 +212,20 @@ class _Ticker:
     def __init__(self, progress: Callable[[int, int, dict[str, Any]], None] | None,
                  should_stop: Callable[[], bool] | None, total: int) -> None:
         self.progress, self.should_stop, self.total, self.done = progress, should_stop, total, 0
-        self.phase, self.acc, self.n = "thermalise", 0.0, 0
-        self.step_size = 0.0
+        self.phase, self.acc, self.n = "thermalise", torch.zeros(()), 0
 
     def begin(self, phase: str, total: int | None = None) -> None:
-        self.phase, self.acc, self.n = phase, 0.0, 0
+        self.phase, self.acc, self.n = phase, torch.zeros(()), 0
         self.total = self.total if total is None else total
 
     def __call__(self, stats: TrajectoryStats) -> None:
         self.done += 1
         self.n += 1
-        self.acc += float(stats.accepted.double().mean())
+        self.acc = stats.accepted.double().mean() + self.acc.to(stats.accepted.device)
         if self.progress is not None and (
             self.done % max(1, self.total // 100) == 0 or self.done == self.total
         ):
-            info = {"phase": self.phase, "acceptance": self.acc / self.n}
+            info = {"phase": self.phase, "acceptance": float(self.acc) / self.n}
             self.progress(self.done, self.total, info)
         if self.should_stop is not None and self.should_stop():
             raise SamplingCancelled(f"stopped after {self.done} of {self.total} trajectories")

@@ -43,7 +43,7 @@ def transfer_matrix_exact(L: int, kappa: float, lam: float, n: int = 800,
 def test_transfer_matrix_free_limit():
     """The quadrature reproduces the free propagator summed in position space."""
     L, kappa = 16, 0.3
-    exact = transfer_matrix_exact(L, kappa, 0.0, cut=9.0)
+    exact = transfer_matrix_exact(L, kappa, 0.0, n=400, cut=9.0)
     p = 2 * np.pi * np.arange(L) / L
     Gp = 1 / (2 * (1 - 2 * kappa * np.cos(p)))
     Gx = np.real(np.fft.ifft(Gp))[: L // 2 + 1]
