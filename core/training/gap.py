@@ -66,10 +66,20 @@ def _nanmax(x: Tensor) -> float:
 
 
 def _solver_of(flow: Any) -> Any:
+    """The model's solver: ``flow.solver``, the first level's CNF solver (super-resolving
+    stacks) or the CNF's solver (baseline)."""
     solver = getattr(flow, "solver", None)
+    if solver is None and hasattr(flow, "levels"):
+        solver = flow.levels[0].cnf.solver
+    if solver is None and hasattr(flow, "cnf"):
+        solver = flow.cnf.solver
     if solver is None:
-        raise TypeError(f"{type(flow).__name__} exposes no .solver to compare against")
+        raise TypeError(f"{type(flow).__name__} exposes no solver to compare against")
     return solver
+
+
+def solver_of(flow: Any) -> Any:
+    return _solver_of(flow)
 
 
 def check_gap(gap: GapMeasure, threshold: float, step: int) -> None:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from core.lattice.action import action
 from core.training.couplings import LearnableCouplings
-from core.training.gap import GapMeasure, measure_gap
+from core.training.gap import GapMeasure, measure_gap, solver_of
 from core.training.loss import LossTerms, reverse_kl
 
 
@@ -86,7 +86,8 @@ class Matching(nn.Module):
     def propose(self) -> Proposal:
         """One training batch of proposals."""
         if self.source is None:  # baseline: the flow samples its own Gaussian prior
-            out = self.flow.sample(self.baseline_batch, self.generator)
+            kin = self.kinetic_weight > 0 and torch.is_grad_enabled()
+            out = self.flow(self.baseline_batch, self.generator, kinetic=kin)
             return Proposal(phi=out.phi, log_q=out.log_q.to(torch.float64),
                             kinetic=getattr(out, "kinetic", None), phi_coarse=None)
         return self.push(self.source.draw())
@@ -133,13 +134,13 @@ class Matching(nn.Module):
 
 def _baseline_gap(flow: Any, n: int, generator: torch.Generator) -> GapMeasure:
     """Baseline: the same prior draws pushed with the model solver and with 2× steps."""
-    solver = flow.solver
+    solver = solver_of(flow)
     ref = solver.with_steps(2 * solver.steps)
     twin = torch.Generator(device=generator.device)
     twin.set_state(generator.get_state())
     with torch.no_grad():
-        a = flow.sample(n, generator)
-        b = flow.sample(n, twin, solver=ref)
+        a = flow(n, generator)
+        b = flow(n, twin, solver=ref)
     dlq = (a.log_q.double() - b.log_q.double()).abs()
     dphi = (a.phi.double() - b.phi.double()).abs()
     finite = bool(torch.isfinite(dlq).all())

@@ -81,9 +81,12 @@ class LoopResult:
 
 
 def _sigmas(problem: Matching) -> list[float]:
-    getter = getattr(problem.flow, "sigmas", None)
-    if callable(getter):
-        return [float(s) for s in getter()]
+    """σ_θ of each level (coarse to fine); the baseline's prior width."""
+    flow: Any = problem.flow
+    if hasattr(flow, "levels"):
+        return [float(level.noise.sigma.detach()) for level in flow.levels]
+    if hasattr(flow, "prior_log_sigma"):
+        return [float(flow.prior_log_sigma.detach().exp())]
     return []
 
 
