@@ -81,6 +81,11 @@ def pydantic_errors(errors: list[Any], prefix: tuple[str, ...] = ()) -> list[dic
         m = _FIELD_IN_MSG.match(msg)
         if m and (not loc or loc[-1] != m.group(1)):
             loc = [*loc, m.group(1)]
+        if etype == "dict_type" and not loc:
+            msg = "send a JSON object with 'Content-Type: application/json'"
+        elif (loc and not m and etype not in ("missing", "extra_forbidden")
+              and isinstance(err.get("input"), int | float | str)):
+            msg = f"{loc[-1]}={err['input']!r}: {msg}"
         if etype == "extra_forbidden" and loc:
             msg = f"unknown field {loc[-1]!r}: check the spelling (fields are the CLI flags)"
         elif etype == "missing" and loc:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from core.settings import Settings, get_settings
 
@@ -36,7 +36,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "broker_url": settings.celery_broker_url,
         "result_backend": settings.celery_result_backend,
-        "task_queues": [Queue(q, routing_key=q) for q in QUEUES],
+        "task_queues": [Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         "task_default_queue": "cpu",
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
