@@ -194,7 +194,11 @@ def reap_stale(session: Session, stale_after: float, max_attempts: int) -> list[
     now = utcnow()
     stale = now - timedelta(seconds=stale_after)
     rows = list(
-        session.scalars(select(Job).where(Job.status == "running", Job.heartbeat_at < stale))
+        session.scalars(
+            select(Job)
+            .where(Job.status == "running", Job.heartbeat_at < stale)
+            .execution_options(populate_existing=True)
+        )
     )
     requeued: list[Job] = []
     for job in rows:

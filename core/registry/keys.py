@@ -46,10 +46,9 @@ def hash_key(key: str) -> str:
 
 
 def split_prefix(key: str) -> str | None:
-    parts = key.split("_")
-    if len(parts) != 3 or parts[0] + "_" != KEY_PREFIX or len(parts[1]) != 8:
+    if not key.startswith(KEY_PREFIX) or len(key) < 14 or key[12] != "_":
         return None
-    return parts[1]
+    return key[4:12]
 
 
 def create_key(
