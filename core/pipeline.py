@@ -8,6 +8,7 @@ steps), and the result names the files produced: an HDF5 ensemble for ``hmc`` an
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -97,7 +98,7 @@ def run_hmc_job(
             device=device, dtype=torch.float64, integrator=spec.integrator,
             trajectory_length=spec.trajectory_length, n_therm=spec.n_therm,
             target_acceptance=spec.target_acceptance, thin=spec.thin,
-            progress=report, should_stop=should_stop,
+            progress=report, should_stop=should_stop, max_seconds=spec.max_seconds,
         )
     except SamplingCancelled as exc:
         raise JobCancelled(str(exc)) from exc
@@ -139,6 +140,98 @@ def run_hmc_job(
     return JobResult("hmc", summary, ensemble=out)
 
 
+def _adapter(progress: ProgressFn | None, stage: str) -> Callable[[int, int, dict[str, Any]], None]:
+    """Bridge the library's ``(done, total, info)`` callbacks to :class:`Progress`."""
+    start = time.perf_counter()
+
+    def report(done: int, total: int, info: dict[str, Any]) -> None:
+        if progress is None:
+            return
+        metrics = {k: float(v) for k, v in info.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)}
+        metrics["eta_seconds"] = _eta(start, done, total) if total else math.inf
+        progress(Progress(done, total, str(info.get("stage", info.get("phase", stage))), metrics))
+
+    return report
+
+
+def run_train_job(
+    spec: TrainSpec,
+    *,
+    workdir: Path,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    init_dir: Path | None = None,
+) -> JobResult:
+    """Train (or resume from ``workdir/checkpoint``) and save the model to ``workdir/model``."""
+    from core.training.api import train
+
+    resolve_device(spec.device)
+    result = train(spec, workdir=workdir, progress=_adapter(progress, "train"),
+                   should_stop=should_stop, **({"init_dir": init_dir} if init_dir else {}))
+    if result.stopped == "cancelled":
+        raise JobCancelled(f"training cancelled at step {result.steps}")
+    summary = {
+        "model": str(result.model_dir), "method": result.method,
+        "theory": {"dim": spec.dim, "L": spec.L, "kappa": spec.kappa, "lam": spec.lam},
+        "ess": result.ess, "loss": result.loss, "couplings": result.couplings,
+        "steps": result.steps, "seconds": result.seconds, "solver_gap": result.gap,
+        "stopped": result.stopped,
+    }
+    return JobResult("train", summary, model_dir=result.model_dir)
+
+
+def run_sample_job(
+    spec: SampleSpec,
+    *,
+    workdir: Path,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    model_resolver: Callable[[str], Path] | None = None,
+) -> JobResult:
+    """Metropolis-corrected fine ensemble from a model; writes ``workdir/ensemble.h5``."""
+    from core.io.ensemble import EnsembleMeta, write_ensemble
+    from core.sampling.sampler import SamplingCancelled, sample
+
+    resolve_device(spec.device)
+    model_dir = model_resolver(spec.model) if model_resolver else Path(spec.model)
+    if not (model_dir / "config.json").is_file():
+        raise JobError(f"model={spec.model!r}: no flow found there (expected config.json and "
+                       "model.safetensors in a directory written by srflow train)")
+    try:
+        res = sample(model_dir, n_samples=spec.n_samples, seed=spec.seed, chains=spec.chains,
+                     device=spec.device, progress=_adapter(progress, "sample"),
+                     should_stop=should_stop)
+    except SamplingCancelled as exc:
+        raise JobCancelled(str(exc)) from exc
+    obs = {k: v.as_dict() for k, v in res.observables.items()}
+    rew = {k: v.as_dict() for k, v in res.reweighted.items()}
+    config = json.loads((model_dir / "config.json").read_text())
+    dim, size = int(config["dim"]), int(config["fine_L"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / "ensemble.h5"
+    write_ensemble(
+        out, res.configs.cpu().numpy(),
+        EnsembleMeta(
+            dim=dim, L=size, kappa=res.fine.kappa, lam=res.fine.lam, method="flow+metropolis",
+            seeds={"seed": spec.seed}, model_id=str(spec.model),
+            sampler={**spec.model_dump(), "thin_coarse": res.thin,
+                     "coarse_couplings": res.coarse.as_dict() if res.coarse else None,
+                     "ode_consistency": res.ode_consistency, "n_proposals": res.n_proposals},
+            acceptance=res.acceptance, ess=res.ess, thinning=res.thin, observables=obs,
+            code_version=__version__,
+        ),
+        extras={"log_q": res.log_q.cpu().numpy(), "action": res.action.cpu().numpy(),
+                "accepted": res.accepted.cpu().numpy()},
+    )
+    summary = {
+        "theory": {"dim": dim, "L": size, "kappa": res.fine.kappa, "lam": res.fine.lam},
+        "acceptance": res.acceptance, "ess": res.ess, "ode_consistency": res.ode_consistency,
+        "observables": obs, "reweighted": rew, "seconds": res.seconds, "out": str(out),
+    }
+    return JobResult("sample", summary, ensemble=out)
+
+
 def run_job(
     spec: JobSpec,
     *,
@@ -151,12 +244,10 @@ def run_job(
     if isinstance(spec, HmcSpec):
         return run_hmc_job(spec, workdir=workdir, progress=progress, should_stop=should_stop)
     if isinstance(spec, TrainSpec):
-        from core.jobs import run_train_job
-
-        return run_train_job(spec, workdir=workdir, progress=progress, should_stop=should_stop)
+        return run_train_job(spec, workdir=workdir, progress=progress, should_stop=should_stop,
+                             init_dir=model_resolver(spec.init_from)
+                             if (model_resolver and spec.init_from) else None)
     if isinstance(spec, SampleSpec):
-        from core.jobs import run_sample_job
-
         return run_sample_job(
             spec, workdir=workdir, progress=progress, should_stop=should_stop,
             model_resolver=model_resolver,

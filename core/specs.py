@@ -52,6 +52,7 @@ class HmcSpec(TheorySpec):
     thin: Annotated[int | None, Field(ge=1, description="None: 2·τ_int measured in the run")] = (
         None
     )
+    max_seconds: Annotated[float | None, Field(gt=0.0, description="wall-time cap")] = None
 
 
 class TrainSpec(TheorySpec):

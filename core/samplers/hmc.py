@@ -262,10 +262,14 @@ def run_hmc(
     start: Start = "auto",
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_seconds: float | None = None,
 ) -> HMCResult:
     """Thermalise (tuning ε), optionally measure τ_int on a pilot stretch of
     max(200, n_therm/2) trajectories (thin = ⌈2·max τ_int(|M|, S/V)⌉), then keep
-    ⌈n_samples/chains⌉ configurations per chain, one every ``thin`` trajectories."""
+    ⌈n_samples/chains⌉ configurations per chain, one every ``thin`` trajectories.
+
+    ``max_seconds`` caps the wall time: sampling ends early (after at least two kept
+    configurations per chain) once it is spent — used to compare with a flow at equal cost."""
     t0 = time.perf_counter()
     if n_samples < 1 or chains < 1:
         raise ValueError("n_samples and chains must be ≥ 1")
@@ -299,6 +303,9 @@ def run_hmc(
         accs.append(stats.accepted)
         if (i + 1) % thin == 0:
             kept.append(sampler.phi.to("cpu", copy=True))
+            if (max_seconds is not None and len(kept) >= 2
+                    and time.perf_counter() - t0 > max_seconds):
+                break
     dH = torch.stack(dHs)
     exp_mdH = _gamma(torch.exp(-dH))
     return HMCResult(
