@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(7 * 24 * 3600, gt=0, description="> the longest job")
     max_attempts: int = Field(3, ge=1)
     sse_poll_s: float = Field(0.5, gt=0.0, description="database poll period for /events")
+    heartbeat_interval_s: float = Field(10.0, gt=0.0, description="worker heartbeat period")
+    soft_time_limit_s: float | None = Field(
+        None, gt=0.0, description="a running job checkpoints and is re-queued after this long")
+
+    # sharing (issue 6): uploads and per-group quotas (a group row may override the quotas)
+    max_upload_bytes: int = Field(512 * 2**20, ge=1, description="POST /v1/models body limit")
+    max_queued_jobs: int = Field(100, ge=1, description="queued + running jobs per group")
+    max_sample_volume: int = Field(2**34, ge=1, description="n_samples × L^d of one job")
 
     # client side (srflow submit/status/...)
     url: str = Field("http://127.0.0.1:8000", description="server for the client verbs")
