@@ -187,29 +187,29 @@ def add_client_verbs(subparsers: Any) -> None:
     p.add_argument("--visibility", choices=["private", "group", "public"], default=None)
     p.add_argument("--idempotency-key", default=None)
     p.add_argument("--wait", action="store_true", help="follow it to the end")
-    p.set_defaults(func=_guard(cmd_submit))
+    p.set_defaults(handler=_guard(cmd_submit))
 
     p = subparsers.add_parser("status", parents=[common], help="a job, or recent jobs")
     p.add_argument("job", nargs="?")
     p.add_argument("--kind", default=None)
     p.add_argument("--state", default=None)
     p.add_argument("--limit", type=int, default=20)
-    p.set_defaults(func=_guard(cmd_status))
+    p.set_defaults(handler=_guard(cmd_status))
 
     p = subparsers.add_parser("wait", parents=[common], help="follow a job (progress bar)")
     p.add_argument("job")
-    p.set_defaults(func=_guard(cmd_wait))
+    p.set_defaults(handler=_guard(cmd_wait))
 
     p = subparsers.add_parser("cancel", parents=[common], help="cancel a job")
     p.add_argument("job")
-    p.set_defaults(func=_guard(cmd_cancel))
+    p.set_defaults(handler=_guard(cmd_cancel))
 
     p = subparsers.add_parser("download", parents=[common],
                               help="download an ensemble (sha256 verified) or a model")
     p.add_argument("what", choices=["ensemble", "model"])
     p.add_argument("ref", help="ensemble id (or jobs/ID), or model NAME/VERSION")
     p.add_argument("-o", "--output", default=None)
-    p.set_defaults(func=_guard(cmd_download))
+    p.set_defaults(handler=_guard(cmd_download))
 
     p = subparsers.add_parser("models", parents=[common], help="search registered models")
     p.add_argument("--dim", type=int)
@@ -220,4 +220,4 @@ def add_client_verbs(subparsers: Any) -> None:
     p.add_argument("--lam-max", type=float)
     p.add_argument("--method")
     p.add_argument("--min-ess", type=float)
-    p.set_defaults(func=_guard(cmd_models))
+    p.set_defaults(handler=_guard(cmd_models))

@@ -2,7 +2,7 @@
 wait, cancel, download, models.
 
 ``core.cli.main`` calls :func:`register` with its subparsers; every verb sets
-``func(args) -> int``. The API and the worker are started as subprocesses by module
+``handler(args) -> int``. The API and the worker are started as subprocesses by module
 name (``uvicorn --factory app.main:create_app``, ``celery -A worker.celery_app:app``):
 this is the one place where core reaches app and worker, and it never imports them.
 Standalone: ``python -m core.cli.service VERB ...``.
@@ -140,14 +140,14 @@ def register(subparsers: Any) -> None:
                               "SRFLOW_BROKER_URL, an embedded worker)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(handler=cmd_serve)
 
     p = subparsers.add_parser("worker", parents=[common], help="run a Celery worker; on a GPU "
                               "machine one per GPU: CUDA_VISIBLE_DEVICES=i srflow worker -Q gpu")
     p.add_argument("--queues", "-Q", default="cpu", help="gpu, cpu or gpu,cpu")
     p.add_argument("--concurrency", "-c", type=int, default=1)
     p.add_argument("--hostname", "-n", default=None)
-    p.set_defaults(func=cmd_worker)
+    p.set_defaults(handler=cmd_worker)
 
     admin = subparsers.add_parser("admin", help="administration").add_subparsers(
         dest="admin_verb", required=True)
@@ -157,7 +157,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--admin", action="store_true", help="an administrator's key")
     p.add_argument("--expires-days", type=float, default=None)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_create_key)
+    p.set_defaults(handler=cmd_create_key)
 
     add_client_verbs(subparsers)
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="srflow")
     register(parser.add_subparsers(dest="verb", required=True))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return int(args.handler(args))
 
 
 if __name__ == "__main__":
