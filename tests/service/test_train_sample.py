@@ -1,12 +1,8 @@
-"""train → registry → sample → download, over real HTTP, with Redis and embedded.
-
-Needs ``core.pipeline``'s train and sample jobs (``core.jobs``); until they land these
-tests are skipped — and reported as skipped, not as passing."""
+"""train → registry → sample → download, over real HTTP, with Redis and embedded."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import zipfile
 from pathlib import Path
@@ -22,15 +18,10 @@ from tests.service.helpers import (
     wait_state,
 )
 
-pytestmark = [
-    pytest.mark.service,
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("core.jobs") is None,
-                       reason="core.jobs (train/sample pipeline) has not landed yet"),
-]
+pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 TRAIN = {"method": "ir", "dim": 2, "L": 8, "kappa": 0.25, "lam": 0.01, "steps": 10,
-         "batch": 16, "seed": 1, "solver_steps": 4}
+         "batch": 16, "seed": 1}
 
 
 def train_sample_roundtrip(svc: Service, tmp: Path, name: str) -> None:
