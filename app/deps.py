@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.problems import Problem
+from core.registry.accounts import resolve_caller
 from core.registry.db import session_factory
-from core.registry.keys import Caller, authenticate
+from core.registry.keys import Caller
 from core.settings import Settings
 
 
@@ -40,7 +41,7 @@ def get_caller(request: Request, session: SessionDep) -> Caller:
             slug="unauthenticated",
             headers={"WWW-Authenticate": 'Bearer realm="srflow"'},
         )
-    caller = authenticate(session, key.strip())
+    caller = resolve_caller(session, key.strip())  # groups from memberships
     if caller is None:
         raise Problem(
             401,

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app import problems
-from app.routes import ensembles, health, jobs, models
+from app.routes import admin, ensembles, health, jobs, models, sharing, uploads
 from core import __version__
 from core.registry import jobs as job_rows
 from core.registry.db import session_factory, session_scope, upgrade
@@ -72,6 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.celery = make_celery(settings)
     problems.install(app)
-    for module in (health, jobs, models, ensembles):
+    for module in (health, jobs, models, uploads, ensembles, sharing, admin):
         app.include_router(module.router, prefix="/v1")
     return app
