@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import CallerDep, CeleryDep, SessionDep, SettingsDep
+from app.guards import IdempotencyGuard, QuotaGuard
 from app.operations import Operation, OperationList, to_operation
 from app.problems import Problem, pydantic_errors, summarize
 from core.registry import catalog
@@ -80,6 +81,8 @@ def submit_job(
     session: SessionDep,
     caller: CallerDep,
     celery: CeleryDep,
+    _in_flight: IdempotencyGuard,  # 409 while the same key is being handled (issue 6)
+    _quota: QuotaGuard,  # per-group quotas: 429 / 422 naming the limit
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Operation:
     """Validate the spec (422 names the field), insert the job row (queued), send the task.

@@ -1,0 +1,122 @@
+"""Request guards for POST /v1/jobs, as dependencies: Idempotency-Key in flight (409) and
+per-group quotas (429 queued jobs, 422 sample volume), each naming the limit.
+
+They read the JSON body themselves (Starlette caches it) and stay silent on a body that
+does not validate: the route then answers 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import CallerDep, SettingsDep
+from app.problems import Problem
+from core.registry import idempotency as idem
+from core.registry import jobs as rows
+from core.registry import quotas
+from core.registry.db import session_factory
+from core.registry.keys import Caller
+from core.settings import Settings
+from core.specs import JobRequest
+
+SCOPE = "POST /v1/jobs"
+_request = TypeAdapter(JobRequest)
+
+
+async def _body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _digest(body: Any) -> str:
+    """The same digest the jobs route stores on the job row."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+async def job_idempotency(
+    request: Request,
+    settings: SettingsDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> AsyncIterator[None]:
+    """409 while the first request with this key is still being handled. Replays and
+    mismatches of finished requests are answered by the route from the job row."""
+    if not idempotency_key:
+        yield
+        return
+    body = await _body(request)
+    digest = _digest(body)
+    sessions = session_factory(settings.db_url)
+
+    def begin() -> idem.Outcome:
+        with sessions() as s:
+            return idem.begin(s, caller.user, SCOPE, idempotency_key, digest)
+
+    outcome = await run_in_threadpool(begin)
+    if isinstance(outcome, idem.InProgress):
+        raise Problem(409, "a request with this Idempotency-Key is still being processed: "
+                      "retry when it has finished", slug="idempotency-in-progress")
+    if not isinstance(outcome, idem.Started):
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        await run_in_threadpool(_release, sessions, caller.user, idempotency_key)
+        raise
+    await run_in_threadpool(_complete, sessions, caller.user, idempotency_key)
+
+
+def _release(sessions: Any, user: str, key: str) -> None:
+    with sessions() as s:
+        idem.release(s, user, SCOPE, key)
+
+
+def _complete(sessions: Any, user: str, key: str) -> None:
+    with sessions() as s:
+        idem.complete(s, user, SCOPE, key, 202, {})
+        s.commit()
+
+
+def _check_quota(settings: Settings, caller: Caller, body: dict[str, Any],
+                 key: str | None) -> None:
+    try:
+        req = _request.validate_python({k: v for k, v in body.items()
+                                        if k in ("kind", "spec")})
+    except ValidationError:
+        return
+    with session_factory(settings.db_url)() as s:
+        if key and rows.find_idempotent(s, caller.user, key) is not None:
+            return  # a replay creates nothing
+        try:
+            quotas.check(s, settings, caller, req)
+        except quotas.QuotaExceeded as exc:
+            raise Problem(exc.status, str(exc), slug="quota-exceeded",
+                          title="Quota exceeded" if exc.status == 429 else None,
+                          errors=[{"field": exc.field, "message": str(exc)}],
+                          headers={"Retry-After": "60"} if exc.status == 429 else None
+                          ) from None
+
+
+async def job_quota(
+    request: Request,
+    settings: SettingsDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> None:
+    body = await _body(request)
+    if isinstance(body, dict):
+        await run_in_threadpool(_check_quota, settings, caller, body, idempotency_key)
+
+
+IdempotencyGuard = Annotated[None, Depends(job_idempotency, scope="function")]
+QuotaGuard = Annotated[None, Depends(job_quota)]
