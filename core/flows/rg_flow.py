@@ -38,6 +38,7 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -165,6 +166,11 @@ class SuperResolvingFlow(nn.Module):
         self.fine_L = fine_L
         self.levels = nn.ModuleList(levels)
 
+    @property
+    def level_list(self) -> list[SuperResolvingLevel]:
+        """The levels, coarse to fine (typed view of ``self.levels``)."""
+        return cast(list[SuperResolvingLevel], list(self.levels))
+
     @classmethod
     def from_levels(
         cls, levels: Sequence[SuperResolvingLevel], coarse_L: int
@@ -178,13 +184,14 @@ class SuperResolvingFlow(nn.Module):
         """The first k levels (shared modules): coarse_L → coarse_L·2^k."""
         if not 1 <= k <= len(self.levels):
             raise ValueError(f"k={k}: choose 1..{len(self.levels)}")
-        return self.from_levels(list(self.levels)[:k], self.coarse_L)
+        return self.from_levels(self.level_list[:k], self.coarse_L)
 
     def extended(self, extra: int = 1) -> SuperResolvingFlow:
         """UV-matching iteration (Appendix A): append ``extra`` independent copies of the
         last level (same parameters now, free to be retrained separately)."""
-        new = [*self.levels, *(copy.deepcopy(self.levels[-1]) for _ in range(extra))]
-        return self.from_levels(list(new), self.coarse_L)  # type: ignore[arg-type]
+        last = self.level_list[-1]
+        new = [*self.level_list, *(copy.deepcopy(last) for _ in range(extra))]
+        return self.from_levels(new, self.coarse_L)
 
     def _check_coarse(self, phi: Tensor) -> None:
         if tuple(phi.shape[1:]) != (self.coarse_L,) * self.dim:
@@ -207,7 +214,7 @@ class SuperResolvingFlow(nn.Module):
         log_q = torch.zeros(phi.shape[0], dtype=phi.dtype, device=phi.device)
         energy: Tensor | None = None
         x = phi
-        for level, zeta in zip(self.levels, noise, strict=True):
+        for level, zeta in zip(self.level_list, noise, strict=True):
             out = level.push(x, zeta, solver, kinetic)
             x, log_q = out.phi, log_q + out.log_q_rel
             if out.kinetic is not None:
@@ -227,7 +234,7 @@ class SuperResolvingFlow(nn.Module):
         noise: list[Tensor] = []
         energy: Tensor | None = None
         x = phi_coarse
-        for level in self.levels:
+        for level in self.level_list:
             out = level(x, generator, solver, kinetic)
             x, log_q = out.phi, log_q + out.log_q_rel
             noise += out.noise
@@ -245,7 +252,7 @@ class SuperResolvingFlow(nn.Module):
         log_q = torch.zeros(phi_fine.shape[0], dtype=phi_fine.dtype, device=phi_fine.device)
         noise: list[Tensor] = []
         x = phi_fine
-        for level in reversed(self.levels):
+        for level in reversed(self.level_list):
             back = level.inverse(x, solver)
             x, log_q = back.phi_coarse, log_q + back.log_q_rel
             noise = back.noise + noise
@@ -256,7 +263,7 @@ class SuperResolvingFlow(nn.Module):
         """σ of level i = std of level i−1's output (level 1: of the coarse samples)."""
         sigmas: list[float] = []
         x = coarse
-        for level in self.levels:
+        for level in self.level_list:
             sigmas.append(level.noise.init_sigma(x))
             x = level(x, generator).phi
         return sigmas
