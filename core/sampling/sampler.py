@@ -131,10 +131,10 @@ def ode_consistency(flow: Any, phi_coarse: Tensor | None, generator: torch.Gener
     return measure_gap(flow, x, generator).log_q
 
 
-def _couplings(value: Any) -> Couplings:
-    if isinstance(value, Couplings):
-        return value
-    return Couplings(kappa=float(value["kappa"]), lam=float(value["lam"]))
+def model_couplings(flat: dict[str, float]) -> tuple[Couplings, Couplings]:
+    """(coarse, fine) from a flow file's coupling record (keys ``{coarse,fine}_{kappa,lam}``)."""
+    return (Couplings(kappa=float(flat["coarse_kappa"]), lam=float(flat["coarse_lam"])),
+            Couplings(kappa=float(flat["fine_kappa"]), lam=float(flat["fine_lam"])))
 
 
 def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32,
@@ -147,8 +147,8 @@ def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32
     loaded = load_flow(Path(model_dir))
     flow, config = loaded.flow.to(device), loaded.config
     flow.eval()
-    fine = _couplings(loaded.couplings["fine"])
-    coarse = _couplings(loaded.couplings["coarse"]) if config.kind != "baseline" else None
+    coarse_c, fine = model_couplings(loaded.couplings)
+    coarse = coarse_c if config.kind != "baseline" else None
     g_hmc = torch.Generator().manual_seed(seed)
     g_flow = torch.Generator(device=device).manual_seed(seed + 1)
     g_mc = torch.Generator().manual_seed(seed + 2)

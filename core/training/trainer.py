@@ -50,6 +50,7 @@ class TrainerConfig:
     checkpoint_every: int = 50
     checkpoint_minutes: float = 3.0
     grad_clip: float | None = None
+    coupling_lr: float | None = None  # None: same as lr (Adam moves κ by ~lr per step)
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,16 @@ class Trainer:
         self.problem, self.config, self.generators = problem, config, generators
         self.checkpoint_path = checkpoint
         self.progress, self.should_stop = progress, should_stop
-        params = [p for p in problem.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.betas)
+        coupling_ids = {id(p) for c in (problem.coarse, problem.fine) for p in c.parameters()}
+        flow_params = [p for p in problem.parameters()
+                       if p.requires_grad and id(p) not in coupling_ids]
+        coupling_params = [p for p in problem.parameters()
+                           if p.requires_grad and id(p) in coupling_ids]
+        groups: list[dict[str, Any]] = [{"params": flow_params}] if flow_params else []
+        if coupling_params:
+            lr_c = config.lr if config.coupling_lr is None else config.coupling_lr
+            groups.append({"params": coupling_params, "lr": lr_c})
+        self.optimizer = torch.optim.Adam(groups, lr=config.lr, betas=config.betas)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_decay)
         self.step = 0
         self.curve: list[CurveRow] = []

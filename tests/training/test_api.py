@@ -1,0 +1,71 @@
+"""End to end: train() → model directory (core.io.flow_files) → sample() for IR, UV and the
+baseline; result fields, saved couplings and metrics, warm start from a parent model.
+
+Tiny flows (F = 3, D = 2, bond 3, 4 steps) and short samplers keep each case ~2 s; these
+test the plumbing, not the physics (tests/sampling/test_exactness.py does that)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.io.flow_files import load_flow
+from core.sampling.sampler import sample
+from core.specs import TrainSpec
+from core.training.api import TrainOptions, train
+from core.training.logz import LogZConfig
+from core.training.warm import WarmStartError
+
+OPTS = TrainOptions(langevin_therm=200, langevin_between=20, eval_samples=256,
+                    logz=LogZConfig(n_configs=200, chains=10, n_therm=20), gap_every=2)
+
+
+def _spec(**kw: object) -> TrainSpec:
+    base = dict(dim=2, L=8, kappa=0.22, lam=0.01, steps=4, batch=16, n_freq=3, n_time=2,
+                bond_freq=3, bond_time=3, solver_steps=4)
+    base.update(kw)
+    return TrainSpec(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["ir", "uv", "baseline"])
+def test_train_then_sample(tmp_path: Path, method: str) -> None:
+    spec = _spec(method=method)
+    res = train(spec, workdir=tmp_path / "w", options=OPTS)
+    assert res.method == method and res.steps == 4 and res.stopped == "steps"
+    assert 0.0 < res.ess <= 1.0 and math.isfinite(res.loss) and 0 <= res.gap < 0.5
+    assert res.model_dir == tmp_path / "w" / "model"
+    loaded = load_flow(res.model_dir)
+    assert loaded.config.method == method and loaded.config.fine_L == 8
+    fine = res.couplings["fine"]
+    assert fine is not None and loaded.couplings["fine_kappa"] == fine["kappa"]
+    if method == "ir":  # coarse κ_L learns, fine κ fixed
+        assert fine["kappa"] == 0.22 and res.couplings["coarse"]["kappa"] != 0.22  # type: ignore[index]
+    elif method == "uv":  # fine κ learns, coarse fixed
+        assert res.couplings["coarse"] == {"kappa": 0.22, "lam": 0.01} and fine["kappa"] != 0.22
+    else:
+        assert res.couplings["coarse"] is None and fine == {"kappa": 0.22, "lam": 0.01}
+    metrics = json.loads((res.model_dir / "metrics.json").read_text())
+    assert len(metrics["curve"]) == 4 and metrics["eval_samples"] == 256
+    out = sample(res.model_dir, n_samples=64, seed=1, chains=8)
+    assert out.configs.shape == (64, 8, 8) and out.n_proposals == 64
+    assert 0.0 <= out.acceptance <= 1.0 and 0.0 < out.ess <= 1.0
+    assert out.fine.kappa == fine["kappa"] and out.ode_consistency < 0.5
+    assert set(out.observables) >= {"abs_magnetization", "susceptibility", "action_density"}
+    assert out.log_q.dtype == torch.float64 and out.action.dtype == torch.float64
+
+
+def test_warm_start_seeds_levels_and_couplings(tmp_path: Path) -> None:
+    parent = train(_spec(L=8, steps=3), workdir=tmp_path / "p", options=OPTS)
+    child_spec = _spec(L=16, steps=0)
+    child = train(child_spec, workdir=tmp_path / "c", options=OPTS, init_dir=parent.model_dir)
+    a, b = load_flow(parent.model_dir), load_flow(child.model_dir)
+    assert b.config.parent == str(parent.model_dir) and b.config.levels == 2
+    pa, pb = a.flow.state_dict(), b.flow.state_dict()
+    for key, value in pa.items():  # level 0 copied, level 1 = copy of the parent's last
+        assert torch.equal(pb[key], value)
+        assert torch.equal(pb[key.replace("levels.0", "levels.1")], value)
+    assert b.couplings["coarse_kappa"] == a.couplings["coarse_kappa"]  # learned κ_L carried
+    with pytest.raises(WarmStartError, match="n_freq"):
+        train(_spec(n_freq=4), workdir=tmp_path / "x", options=OPTS, init_dir=parent.model_dir)
