@@ -1,5 +1,6 @@
-"""Request guards for POST /v1/jobs, as dependencies: Idempotency-Key in flight (409) and
-per-group quotas (429 queued jobs, 422 sample volume), each naming the limit.
+"""Request guards for POST /v1/jobs, as dependencies: Idempotency-Key in flight (409), a
+train spec's ``init_from`` (422 unless it names a visible parent) and per-group quotas
+(429 queued jobs, 422 sample volume), each naming the limit.
 
 They read the JSON body themselves (Starlette caches it) and stay silent on a body that
 does not validate: the route then answers 422 naming the field.
@@ -18,11 +19,12 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import CallerDep, SettingsDep
 from app.problems import Problem
+from core.registry import catalog, quotas
 from core.registry import idempotency as idem
 from core.registry import jobs as rows
-from core.registry import quotas
 from core.registry.db import session_factory
 from core.registry.keys import Caller
+from core.registry.warmstart import NoParent, nearest_version
 from core.settings import Settings
 from core.specs import JobRequest
 
@@ -97,6 +99,7 @@ def _check_quota(settings: Settings, caller: Caller, body: dict[str, Any],
     with session_factory(settings.db_url)() as s:
         if key and rows.find_idempotent(s, caller.user, key) is not None:
             return  # a replay creates nothing
+        _check_parent(s, caller, req)
         try:
             quotas.check(s, settings, caller, req)
         except quotas.QuotaExceeded as exc:
@@ -105,6 +108,25 @@ def _check_quota(settings: Settings, caller: Caller, body: dict[str, Any],
                           errors=[{"field": exc.field, "message": str(exc)}],
                           headers={"Retry-After": "60"} if exc.status == 429 else None
                           ) from None
+
+
+def _check_parent(session: Any, caller: Caller, req: Any) -> None:
+    """A train spec's ``init_from`` must name a version the caller can see (or "nearest"
+    must find one), else 422 before anything is queued."""
+    ref = getattr(req.spec, "init_from", None) if req.kind == "train" else None
+    if not ref:
+        return
+    if ref == "nearest":
+        try:
+            nearest_version(session, req.spec.model_dump(mode="json"), caller)
+        except NoParent as exc:
+            raise Problem(422, str(exc), slug="invalid-spec",
+                          errors=[{"field": "spec.init_from", "message": str(exc)}]) from None
+    elif catalog.resolve(session, ref, caller) is None:
+        msg = (f"init_from={ref!r} is not a model version you can see: use NAME/VERSION from "
+               "GET /v1/models, or 'nearest'")
+        raise Problem(422, msg, slug="invalid-spec",
+                      errors=[{"field": "spec.init_from", "message": msg}])
 
 
 async def job_quota(

@@ -27,6 +27,7 @@ from core.registry.store import ArtifactStore
 from core.settings import Settings
 from core.specs import JobRequest
 from worker.outputs import ensemble_fields, model_fields, stamp_hdf5
+from worker.resilience import Deadline, Heartbeat, owner_caller, pin_init_from, requeue
 
 log = logging.getLogger("srflow.worker")
 _request = TypeAdapter(JobRequest)
@@ -112,23 +113,34 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
             return job.status if job else "missing"
         job = jobs.get_job(s, job_id)
         assert job is not None
-        req = _request.validate_python({"kind": job.kind, "spec": job.spec})
-        caller = Caller(job.owner, (job.group,), False, "")
+        spec = job.spec
+        caller = owner_caller(s, job)  # the owner's groups decide what models it may use
+    try:
+        spec = pin_init_from(settings, job_id, spec) if job.kind == "train" else spec
+    except LookupError as exc:
+        return _finish_plain(settings, job_id, token, "failed", {}, None,
+                             error=("NoParent", str(exc)))
+    req = _request.validate_python({"kind": job.kind, "spec": spec})
     workdir = settings.work_dir / job_id
     workdir.mkdir(parents=True, exist_ok=True)
     mon = _Monitor(settings, job_id, token)
+    stop = Deadline(mon.should_stop, settings.soft_time_limit_s)  # checkpoint + re-queue
     from core.pipeline import JobCancelled, run_job  # torch: only in the task's process
 
     start = time.perf_counter()
     try:
-        result = run_job(
-            req.spec,
-            workdir=workdir,
-            progress=mon.progress,
-            should_stop=mon.should_stop,
-            model_resolver=_resolver(settings, caller, workdir),
-        )
+        with Heartbeat(settings, job_id, token) as beat:  # beats even without progress
+            stop.beat = beat
+            result = run_job(
+                req.spec,
+                workdir=workdir,
+                progress=mon.progress,
+                should_stop=stop,
+                model_resolver=_resolver(settings, caller, workdir),
+            )
     except JobCancelled:
+        if stop.preempted and not _cancel_requested(settings, job_id):
+            return requeue(settings, job_id, token, _resend)
         return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
     except Exception as exc:  # the job failed: record why, do not retry
         log.exception("job %s failed", job_id)
@@ -168,9 +180,20 @@ def _finish_plain(
             error_message=error[1] if error else None,
         )
         s.commit()
-    if cleanup is not None:
+    if cleanup is not None and ok:  # a superseded attempt leaves the new one's checkpoint
         shutil.rmtree(cleanup, ignore_errors=True)
     return state if ok else "superseded"
+
+
+def _cancel_requested(settings: Settings, job_id: str) -> bool:
+    with session_factory(settings.db_url)() as s:
+        return jobs.cancel_requested(s, job_id)
+
+
+def _resend(job: Any) -> None:
+    from worker.celery_app import TASK_NAME, get_app
+
+    get_app().send_task(TASK_NAME, args=[job.id], queue=job.queue)
 
 
 def _register(
