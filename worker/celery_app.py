@@ -50,6 +50,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": {"visibility_timeout": vt},
         "imports": ["worker.tasks"],
     }
+    if settings.soft_time_limit_s is not None:
+        # srflow's own deadline (worker.resilience.Deadline) stops the job cleanly at
+        # soft_time_limit_s (checkpoint, re-queue); Celery's limits are the backstop.
+        grace = max(60.0, 0.1 * settings.soft_time_limit_s)
+        conf["task_soft_time_limit"] = settings.soft_time_limit_s + grace
+        conf["task_time_limit"] = settings.soft_time_limit_s + 2 * grace
+        if conf["task_time_limit"] >= vt:
+            raise ValueError(f"visibility_timeout_s={vt} must exceed the hard time limit "
+                             f"{conf['task_time_limit']:.0f} s, or Redis re-delivers "
+                             "running jobs")
     url = settings.celery_broker_url
     if url.startswith(("redis://", "rediss://")):
         conf["worker_disable_prefetch"] = True

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import TypeAdapter
 
 from core.registry import catalog, jobs
@@ -142,6 +143,8 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
         if stop.preempted and not _cancel_requested(settings, job_id):
             return requeue(settings, job_id, token, _resend)
         return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
+    except SoftTimeLimitExceeded:  # Celery's backstop: resume from the last checkpoint
+        return requeue(settings, job_id, token, _resend)
     except Exception as exc:  # the job failed: record why, do not retry
         log.exception("job %s failed", job_id)
         return _finish_plain(
