@@ -36,8 +36,7 @@ def arch_of_spec(spec: dict[str, Any]) -> dict[str, Any]:
         "method": method,
         "dim": spec.get("dim", 2),
         "coarse_L": None if base else spec.get("coarse_L", 4),
-        "kernel_size": None if base else (spec.get("kernel_size")
-                                          or (3 if method == "uv" else 2)),
+        "kernel_size": None if base else (spec.get("kernel_size") or 3),
         "n_freq": spec.get("n_freq") or (30 if base else 11),
         "n_time": spec.get("n_time", 10),
         "bond_freq": spec.get("bond_freq", 20),
