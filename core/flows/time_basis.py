@@ -30,6 +30,9 @@ from torch import Tensor, nn
 class TimeKernel(nn.Module):
     """K(t)_d, d = 1..D: the first D Fourier modes on [t0, t1] (no parameters)."""
 
+    _harmonic: Tensor
+    _is_sin: Tensor
+
     def __init__(self, n_time: int, t0: float = 0.0, t1: float = 1.0) -> None:
         super().__init__()
         if n_time < 1:

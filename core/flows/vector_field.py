@@ -223,6 +223,8 @@ class LocalVectorField(VectorField):
 class BaselineVectorField(VectorField):
     """Full-lattice translation- and point-group-equivariant field (the paper's baseline CNF)."""
 
+    class_index: Tensor
+
     def __init__(
         self,
         dim: int,
