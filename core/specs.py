@@ -72,7 +72,7 @@ class TrainSpec(TheorySpec):
         None
     )
     lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.997
-    kernel_size: Annotated[int | None, Field(ge=2, description="None: 2 for ir, 3 for uv")] = None
+    kernel_size: Annotated[int | None, Field(ge=2, description="None: 3 (measured best)")] = None
     n_freq: Annotated[int | None, Field(ge=1, description="F; None: 11, or 30 for baseline")] = (
         None
     )
@@ -83,6 +83,11 @@ class TrainSpec(TheorySpec):
     solver_steps: Annotated[int, Field(ge=1, le=1000)] = 8
     learn_lam: bool = False
     init_from: str | None = None
+    kinetic_weight: Annotated[float | None, Field(ge=0.0, description="λ_K; None: 0.05")] = None
+    coupling_lr: Annotated[float | None, Field(gt=0.0, description="None: 1e-3")] = None
+    langevin_therm: Annotated[int | None, Field(ge=0, description="IR; None: 5·10⁴")] = None
+    eval_samples: Annotated[int | None, Field(ge=16, description="fresh proposals for the "
+                                               "final ESS/N; None: 4096")] = None
 
     @model_validator(mode="after")
     def _fine_size(self) -> TrainSpec:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,13 @@ k = 2 for IR-matching; here k = 2 is the upsampling block itself (DESIGN §4), a
 map that cannot correlate the fluctuations of neighbouring blocks: at L = 8, κ = 0.25 it
 plateaus at ESS/N ≈ 0.02 on fresh proposals, while k = 3 reaches ≈ 0.7 in 150 steps
 (docs/training.md)."""
+
+
+def with_spec_overrides(opts: TrainOptions, spec: TrainSpec) -> TrainOptions:
+    """The spec's optional training knobs (None = keep ``opts``) win over ``opts``."""
+    fields = ("kinetic_weight", "coupling_lr", "langevin_therm", "eval_samples")
+    changes = {k: getattr(spec, k) for k in fields if getattr(spec, k, None) is not None}
+    return replace(opts, **changes)
 
 
 def flow_config(spec: TrainSpec, parent: str | None = None) -> FlowConfig:
@@ -189,7 +196,7 @@ def train(spec: TrainSpec, *, workdir: Path, progress: Progress | None = None,
     couplings seed this run (core.training.warm); the saved config records it as parent."""
     from core.io.flow_files import save_flow
 
-    opts = options or TrainOptions()
+    opts = with_spec_overrides(options or TrainOptions(), spec)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     gens = {k: torch.Generator(device=spec.device).manual_seed(spec.seed * 7919 + i)

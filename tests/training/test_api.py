@@ -69,3 +69,12 @@ def test_warm_start_seeds_levels_and_couplings(tmp_path: Path) -> None:
     assert b.couplings["coarse_kappa"] == a.couplings["coarse_kappa"]  # learned κ_L carried
     with pytest.raises(WarmStartError, match="n_freq"):
         train(_spec(n_freq=4), workdir=tmp_path / "x", options=OPTS, init_dir=parent.model_dir)
+
+
+def test_spec_fields_override_options(tmp_path: Path) -> None:
+    spec = _spec(steps=2, eval_samples=128, kinetic_weight=0.0, coupling_lr=5e-3)
+    res = train(spec, workdir=tmp_path, options=OPTS)
+    metrics = json.loads((res.model_dir / "metrics.json").read_text())
+    assert metrics["eval_samples"] == 128 and metrics["kinetic_weight"] == 0.0
+    assert metrics["coupling_lr"] == 5e-3
+    assert "kinetic" not in metrics["curve"][0]["extra"]  # no regulariser term was computed
