@@ -17,12 +17,11 @@ from fastapi import Depends, Header, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import CallerDep, SettingsDep
+from app.deps import CallerDep, SessionDep, SettingsDep
 from app.problems import Problem
 from core.registry import catalog, quotas
 from core.registry import idempotency as idem
 from core.registry import jobs as rows
-from core.registry.db import session_factory
 from core.registry.keys import Caller
 from core.registry.warmstart import NoParent, nearest_version
 from core.settings import Settings
@@ -46,7 +45,7 @@ def _digest(body: Any) -> str:
 
 async def job_idempotency(
     request: Request,
-    settings: SettingsDep,
+    session: SessionDep,  # the request's own session: no second pooled connection
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> AsyncIterator[None]:
@@ -57,13 +56,8 @@ async def job_idempotency(
         return
     body = await _body(request)
     digest = _digest(body)
-    sessions = session_factory(settings.db_url)
-
-    def begin() -> idem.Outcome:
-        with sessions() as s:
-            return idem.begin(s, caller.user, SCOPE, idempotency_key, digest)
-
-    outcome = await run_in_threadpool(begin)
+    outcome = await run_in_threadpool(idem.begin, session, caller.user, SCOPE,
+                                      idempotency_key, digest)
     if isinstance(outcome, idem.InProgress):
         raise Problem(409, "a request with this Idempotency-Key is still being processed: "
                       "retry when it has finished", slug="idempotency-in-progress")
@@ -73,41 +67,33 @@ async def job_idempotency(
     try:
         yield
     except BaseException:
-        await run_in_threadpool(_release, sessions, caller.user, idempotency_key)
+        await run_in_threadpool(idem.release, session, caller.user, SCOPE, idempotency_key)
         raise
-    await run_in_threadpool(_complete, sessions, caller.user, idempotency_key)
+    await run_in_threadpool(_complete, session, caller.user, idempotency_key)
 
 
-def _release(sessions: Any, user: str, key: str) -> None:
-    with sessions() as s:
-        idem.release(s, user, SCOPE, key)
+def _complete(session: Any, user: str, key: str) -> None:
+    idem.complete(session, user, SCOPE, key, 202, {})
+    session.commit()
 
 
-def _complete(sessions: Any, user: str, key: str) -> None:
-    with sessions() as s:
-        idem.complete(s, user, SCOPE, key, 202, {})
-        s.commit()
-
-
-def _check_quota(settings: Settings, caller: Caller, body: dict[str, Any],
+def _check_quota(s: Any, settings: Settings, caller: Caller, body: dict[str, Any],
                  key: str | None) -> None:
     try:
         req = _request.validate_python({k: v for k, v in body.items()
                                         if k in ("kind", "spec")})
     except ValidationError:
         return
-    with session_factory(settings.db_url)() as s:
-        if key and rows.find_idempotent(s, caller.user, key) is not None:
-            return  # a replay creates nothing
-        _check_parent(s, caller, req)
-        try:
-            quotas.check(s, settings, caller, req)
-        except quotas.QuotaExceeded as exc:
-            raise Problem(exc.status, str(exc), slug="quota-exceeded",
-                          title="Quota exceeded" if exc.status == 429 else None,
-                          errors=[{"field": exc.field, "message": str(exc)}],
-                          headers={"Retry-After": "60"} if exc.status == 429 else None
-                          ) from None
+    if key and rows.find_idempotent(s, caller.user, key) is not None:
+        return  # a replay creates nothing
+    _check_parent(s, caller, req)
+    try:
+        quotas.check(s, settings, caller, req)
+    except quotas.QuotaExceeded as exc:
+        raise Problem(exc.status, str(exc), slug="quota-exceeded",
+                      title="Quota exceeded" if exc.status == 429 else None,
+                      errors=[{"field": exc.field, "message": str(exc)}],
+                      headers={"Retry-After": "60"} if exc.status == 429 else None) from None
 
 
 def _check_parent(session: Any, caller: Caller, req: Any) -> None:
@@ -131,13 +117,14 @@ def _check_parent(session: Any, caller: Caller, req: Any) -> None:
 
 async def job_quota(
     request: Request,
+    session: SessionDep,
     settings: SettingsDep,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> None:
     body = await _body(request)
     if isinstance(body, dict):
-        await run_in_threadpool(_check_quota, settings, caller, body, idempotency_key)
+        await run_in_threadpool(_check_quota, session, settings, caller, body, idempotency_key)
 
 
 IdempotencyGuard = Annotated[None, Depends(job_idempotency, scope="function")]

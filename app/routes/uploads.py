@@ -26,13 +26,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import CallerDep, SettingsDep
+from app.deps import CallerDep, SessionDep, SettingsDep
 from app.problems import Problem
 from app.routes.models import version_dict
 from core.registry import idempotency as idem
-from core.registry.db import session_factory
 from core.registry.keys import Caller
 from core.registry.models import VISIBILITIES
 from core.registry.publish import register_upload
@@ -149,24 +149,23 @@ def _multipart(body: Path, ctype: str, out: Path, budget: list[int],
     return fields
 
 
-def _store(settings: Settings, caller: Caller, name: str, visibility: str, files: dict[str, Path],
-           key: str | None) -> dict[str, Any]:
+def _store(s: Session, settings: Settings, caller: Caller, name: str, visibility: str,
+           files: dict[str, Path], key: str | None) -> dict[str, Any]:
     flow = validate_flow(files)
-    with session_factory(settings.db_url)() as s:
-        for attempt in range(3):
-            try:
-                mv = register_upload(s, ArtifactStore(settings.artifacts_dir), name=name,
-                                     caller=caller, visibility=visibility, flow=flow)
-                out = version_dict(mv)
-                out.pop("curve")
-                if key:
-                    idem.complete(s, caller.user, SCOPE, key, 201, out)
-                s.commit()
-                return out
-            except IntegrityError:  # a concurrent upload took the version number
-                s.rollback()
-                if attempt == 2:
-                    raise
+    for attempt in range(3):  # in the request's session (no second pooled connection)
+        try:
+            mv = register_upload(s, ArtifactStore(settings.artifacts_dir), name=name,
+                                 caller=caller, visibility=visibility, flow=flow)
+            out = version_dict(mv)
+            out.pop("curve")
+            if key:
+                idem.complete(s, caller.user, SCOPE, key, 201, out)
+            s.commit()
+            return out
+        except IntegrityError:  # a concurrent upload took the version number
+            s.rollback()
+            if attempt == 2:
+                raise
     raise AssertionError("unreachable")
 
 
@@ -174,12 +173,12 @@ def _store(settings: Settings, caller: Caller, name: str, visibility: str, files
 async def upload_model(
     request: Request,
     settings: SettingsDep,
+    session: SessionDep,
     caller: CallerDep,
     name: Annotated[str | None, Query(description="model name (or a form field)")] = None,
     visibility: Annotated[str | None, Query(description="private | group | public")] = None,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
-    sessions = session_factory(settings.db_url)
     key = idempotency_key
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("multipart/form-data", "application/zip", "application/x-tar",
@@ -188,11 +187,7 @@ async def upload_model(
                       "application/zip or application/x-tar", title="Unsupported media type")
     outcome: idem.Outcome | None = None
     if key:
-        def _begin() -> idem.Outcome:
-            with sessions() as s:
-                return idem.begin(s, caller.user, SCOPE, key, None)
-
-        outcome = await run_in_threadpool(_begin)
+        outcome = await run_in_threadpool(idem.begin, session, caller.user, SCOPE, key, None)
         if isinstance(outcome, idem.InProgress):
             raise Problem(409, "a request with this Idempotency-Key is still being processed: "
                           "retry when it has finished", slug="idempotency-in-progress")
@@ -211,8 +206,7 @@ async def upload_model(
                                        "message": "reused with another body"}])
             return JSONResponse(outcome.response, status_code=outcome.status_code)
         if started:
-            await run_in_threadpool(lambda: _with(sessions, idem.set_hash, caller.user, SCOPE,
-                                                  key, digest))
+            await run_in_threadpool(idem.set_hash, session, caller.user, SCOPE, key, digest)
         full = request.headers.get("content-type", "")
         (tmp / "files").mkdir()
         fields = await run_in_threadpool(_unpack, tmp / "body", full if ctype.startswith(
@@ -225,7 +219,8 @@ async def upload_model(
             raise UploadError("visibility", f"visibility={visibility!r}: use private, group "
                               "or public")
         files = {p.name: p for p in (tmp / "files").iterdir()}
-        out = await run_in_threadpool(_store, settings, caller, name, visibility, files, key)
+        out = await run_in_threadpool(_store, session, settings, caller, name, visibility,
+                                      files, key)
         started = False  # completed
         return JSONResponse(out, status_code=201, headers={
             "Location": f"/v1/models/{name}/versions/{out['version']}"})
@@ -234,11 +229,4 @@ async def upload_model(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if started and key:
-            await run_in_threadpool(lambda: _with(sessions, idem.release, caller.user, SCOPE,
-                                                  key))
-
-
-def _with(sessions: Any, fn: Any, *args: Any) -> None:
-    with sessions() as s:
-        fn(s, *args)
-        s.commit()
+            await run_in_threadpool(idem.release, session, caller.user, SCOPE, key)
