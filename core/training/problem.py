@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from core.lattice.action import action
 from core.training.couplings import LearnableCouplings
-from core.training.gap import GapMeasure, measure_gap, solver_of
+from core.training.gap import GapMeasure, measure_gap, reference_solver, solver_of
 from core.training.loss import LossTerms, reverse_kl
 
 
@@ -134,8 +134,7 @@ class Matching(nn.Module):
 
 def _baseline_gap(flow: Any, n: int, generator: torch.Generator) -> GapMeasure:
     """Baseline: the same prior draws pushed with the model solver and with 2× steps."""
-    solver = solver_of(flow)
-    ref = solver.with_steps(2 * solver.steps)
+    ref = reference_solver(solver_of(flow))
     twin = torch.Generator(device=generator.device)
     twin.set_state(generator.get_state())
     with torch.no_grad():

@@ -52,3 +52,14 @@ def test_default_solver_keeps_gap_small() -> None:
     curve = _trainer(8, lr=0.01).run().curve
     gaps = [r.gap_log_q for r in curve if r.gap_log_q is not None]
     assert len(gaps) == 4 and max(gaps) < 0.5
+
+
+def test_reference_solver_is_finer_for_fixed_and_adaptive_methods() -> None:
+    """2× steps for RK4; 100× tighter tolerances for dopri5 (whose step count is no setting:
+    comparing it with itself would always report a zero gap)."""
+    from core.training.gap import reference_solver
+
+    assert reference_solver(SolverConfig("rk4", 8)) == SolverConfig("rk4", 16)
+    ref = reference_solver(SolverConfig("dopri5", 8, rtol=1e-5, atol=1e-7))
+    assert ref.method == "dopri5" and ref.rtol == pytest.approx(1e-7)
+    assert ref.atol == pytest.approx(1e-9)
