@@ -48,7 +48,7 @@ class SolverSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     method: Literal["rk4", "euler", "midpoint", "dopri5"] = "rk4"
-    steps: Annotated[int, Field(ge=1, le=10000)] = 8
+    steps: Annotated[int, Field(ge=1, le=10000)] = 32
     rtol: Annotated[float, Field(gt=0.0)] = 1e-7
     atol: Annotated[float, Field(gt=0.0)] = 1e-9
     adjoint: bool = False
