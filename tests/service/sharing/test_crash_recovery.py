@@ -75,15 +75,15 @@ def _poll(svc: Service, job_id: str, pred: Any, timeout: float) -> dict[str, Any
     raise AssertionError(f"job {job_id}: condition not reached\n{svc.dump_logs()}")
 
 
-def _kill_mid_training(svc: Service, name: str) -> tuple[str, list[dict[str, Any]]]:
-    """Submit the training job; return its id and the checkpoint's curve once the job is
-    past step 52 — the caller then kills the worker."""
+def _kill_mid_training(svc: Service, name: str) -> str:
+    """Submit the training job; return its id once the job is past step 52 (the caller
+    then kills the worker)."""
     with svc.client() as c:
         r = c.post("/v1/jobs", json={"kind": "train", "spec": TRAIN, "model_name": name})
     assert r.status_code == 202, r.text
     job_id = r.json()["name"].removeprefix("jobs/")
     _poll(svc, job_id, lambda op: (op["metadata"]["progress"] or {}).get("step", 0) >= 52, 180)
-    return job_id, []
+    return job_id
 
 
 def _checkpoint_curve(svc: Service, job_id: str) -> list[dict[str, Any]]:
@@ -133,7 +133,7 @@ def redis_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def test_sigkill_worker_mid_training_resumes_with_redis(redis_stack: dict[str, Any]) -> None:
     svc = redis_stack["svc"]
-    job_id, _ = _kill_mid_training(svc, "crash-redis")
+    job_id = _kill_mid_training(svc, "crash-redis")
     _kill(redis_stack["procs"]["worker"])
     ckpt = _checkpoint_curve(svc, job_id)
     log = redis_stack["dir"] / "worker-2.log"
@@ -153,7 +153,7 @@ def test_sigkill_embedded_service_mid_training_resumes(tmp_path: Path) -> None:
     serve = spawn(cmd, env, logs[0])
     try:
         wait_until(lambda: _healthy(svc.url, True), 90, "embedded service", [serve])
-        job_id, _ = _kill_mid_training(svc, "crash-embedded")
+        job_id = _kill_mid_training(svc, "crash-embedded")
         _kill(serve)  # API, worker and its pool process: everything, like a power cut
         ckpt = _checkpoint_curve(svc, job_id)
         svc.logs.append(logs[1])
