@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.cli.admin_verbs import add_admin_verbs
 from core.cli.client_verbs import add_client_verbs
 from core.settings import Settings, get_settings
 
@@ -158,6 +159,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--expires-days", type=float, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_create_key)
+    add_admin_verbs(admin, common)  # groups, users, keys (issue 6)
 
     add_client_verbs(subparsers)
 
