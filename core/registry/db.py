@@ -78,11 +78,34 @@ def alembic_config(url: str) -> Any:
 
 
 def upgrade(url: str) -> None:
-    """Apply all migrations (idempotent; run at API and worker start-up)."""
+    """Apply all migrations (idempotent; run at API and worker start-up).
+
+    The API and the workers start together and all upgrade: on a SQLite file an exclusive
+    lock file serialises them (else two processes both see an empty database and both
+    create the tables); elsewhere a process that loses the race retries once, after the
+    winner's transaction committed."""
     from alembic import command
+    from sqlalchemy.exc import OperationalError, ProgrammingError
 
     engine = engine_for(url)
     cfg = alembic_config(url)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+
+    def run() -> None:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+    if path and path != ":memory:":
+        import fcntl
+
+        lock = Path(path).with_name(Path(path).name + ".migrate.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            run()
+        return
+    try:
+        run()
+    except (OperationalError, ProgrammingError):
+        run()
