@@ -118,5 +118,5 @@ def model_fields(job: Job, mdir: Path, summary: dict[str, Any], wall: float) -> 
         "torchdiffeq_version": _first([config], "torchdiffeq_version") or _version("torchdiffeq"),
         "device": _first([config], "device") or spec.get("device"),
         "wall_time_s": _first([metrics, summary], "wall_time_s", "seconds") or wall,
-        "parent": _first([config], "parent") or spec.get("init_from"),
+        "parent": spec.get("init_from") or _first([config], "parent"),  # registry ref first
     }
