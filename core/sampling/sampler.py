@@ -149,7 +149,7 @@ def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32
     flow.eval()
     coarse_c, fine = model_couplings(loaded.couplings)
     coarse = coarse_c if config.kind != "baseline" else None
-    g_hmc = torch.Generator().manual_seed(seed)
+    g_hmc = torch.Generator(device=device).manual_seed(seed)
     g_flow = torch.Generator(device=device).manual_seed(seed + 1)
     g_mc = torch.Generator().manual_seed(seed + 2)
     thin, tau = 1, None

@@ -171,7 +171,7 @@ def evaluate(problem: Matching, spec: TrainSpec, n: int, gen: torch.Generator) -
         else:
             c = problem.coarse.values()
             hmc = run_hmc(dim=spec.dim, L=spec.coarse_L, kappa=c.kappa, lam=c.lam, n_samples=n,
-                          chains=64, generator=gen, n_therm=200)
+                          chains=64, generator=gen, n_therm=200, device=spec.device)
             phi_c = hmc.configs.reshape((-1, *hmc.configs.shape[2:]))[:n]
             phi_c = phi_c.to(device=p.device, dtype=p.dtype)
             log_w = torch.cat([problem.log_w(problem.push(x, generator=gen))
