@@ -86,6 +86,9 @@ def _check_quota(s: Any, settings: Settings, caller: Caller, body: dict[str, Any
         return
     if key and rows.find_idempotent(s, caller.user, key) is not None:
         return  # a replay creates nothing
+    n = getattr(req.spec, "n_samples", None)
+    if n is not None and n > settings.max_n_samples:
+        return  # the route names its own limit (max_n_samples) first
     _check_parent(s, caller, req)
     try:
         quotas.check(s, settings, caller, req)
