@@ -101,22 +101,22 @@ def _unpack(body: Path, ctype: str, out: Path, limit: int) -> dict[str, str]:
         if not zipfile.is_zipfile(body):
             raise UploadError("body", "not a zip archive")
         with zipfile.ZipFile(body) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
+            for zinfo in zf.infolist():
+                if zinfo.is_dir():
                     continue
-                with zf.open(info) as src:
-                    _copy_limited(src, _member(info.filename, out), budget, limit)
+                with zf.open(zinfo) as src:
+                    _copy_limited(src, _member(zinfo.filename, out), budget, limit)
     elif ctype in ("application/x-tar", "application/gzip", "application/x-gzip"):
         try:
             with tarfile.open(body, mode="r:*") as tf:
-                for info in tf:
-                    if info.isdir():
+                for tinfo in tf:
+                    if tinfo.isdir():
                         continue
-                    if not info.isfile():
-                        raise UploadError(info.name, "only regular files (no links, devices)")
-                    src = tf.extractfile(info)
-                    assert src is not None
-                    _copy_limited(src, _member(info.name, out), budget, limit)
+                    if not tinfo.isfile():
+                        raise UploadError(tinfo.name, "only regular files (no links, devices)")
+                    member = tf.extractfile(tinfo)
+                    assert member is not None
+                    _copy_limited(member, _member(tinfo.name, out), budget, limit)
         except tarfile.TarError as exc:
             raise UploadError("body", f"not a readable tar archive ({exc})") from None
     else:
@@ -135,7 +135,8 @@ def _multipart(body: Path, ctype: str, out: Path, budget: list[int],
     for part in msg.iter_parts():
         fname = part.get_param("filename", header="content-disposition")
         field = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
+        raw = part.get_payload(decode=True)
+        payload = raw if isinstance(raw, bytes) else b""
         if fname is None:
             if field in ("name", "visibility"):
                 fields[str(field)] = payload.decode("utf-8", "replace").strip()
@@ -205,7 +206,7 @@ async def upload_model(
                               errors=[{"field": "Idempotency-Key",
                                        "message": "reused with another body"}])
             return JSONResponse(outcome.response, status_code=outcome.status_code)
-        if started:
+        if started and key is not None:
             await run_in_threadpool(idem.set_hash, session, caller.user, SCOPE, key, digest)
         full = request.headers.get("content-type", "")
         (tmp / "files").mkdir()
@@ -228,5 +229,5 @@ async def upload_model(
         raise _refused(exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        if started and key:
+        if started and key is not None:
             await run_in_threadpool(idem.release, session, caller.user, SCOPE, key)
