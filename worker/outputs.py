@@ -95,7 +95,8 @@ def model_fields(job: Job, mdir: Path, summary: dict[str, Any], wall: float) -> 
     config = _load_json(mdir / "config.json")
     metrics = _load_json(mdir / "metrics.json")
     spec = job.spec
-    theory = config.get("theory") if isinstance(config.get("theory"), dict) else {}
+    raw_theory = config.get("theory")
+    theory: dict[str, Any] = raw_theory if isinstance(raw_theory, dict) else {}
     srcs = [metrics, summary, config]
     couplings = _first(srcs, "couplings", "learned_couplings") or {}
     curve = _first([metrics, summary], "curve", "history") or []
