@@ -168,7 +168,7 @@ def run_train_job(
 
     resolve_device(spec.device)
     result = train(spec, workdir=workdir, progress=_adapter(progress, "train"),
-                   should_stop=should_stop, **({"init_dir": init_dir} if init_dir else {}))
+                   should_stop=should_stop, init_dir=init_dir)
     if result.stopped == "cancelled":
         raise JobCancelled(f"training cancelled at step {result.steps}")
     summary = {
