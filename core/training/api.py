@@ -44,7 +44,7 @@ class TrainOptions:
     5·10⁴); ``eval_samples`` fresh proposals for the final ESS/N; ``coupling_lr`` the Adam
     learning rate of the learnable couplings (None: the flow's lr). Adam moves every
     parameter by ≈ lr per step whatever its gradient, so at lr 0.01 κ jumps by 0.01 per step
-    — a quarter of the distance to criticality — and jitters without a trend (measured at
+    — comparable to the distance to criticality — and jitters without a trend (measured at
     L = 8, κ = 0.25); 1e-3 lets κ_L drift smoothly (docs/training.md)."""
 
     kinetic_weight: float = 0.05  # λ_K: keeps k = 3, D = 10, RK4-8 honest (docs/training.md)

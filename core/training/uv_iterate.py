@@ -23,6 +23,7 @@ cost of fine HMC at every L, so by default κ stays fixed and step 3 re-optimise
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,6 @@ def retrain_last_level(flow: SuperResolvingFlow, coarse: Couplings, fine: Coupli
 def iterate_uv(flow: SuperResolvingFlow, coarse: Couplings, fine: Couplings, target_L: int,
                cfg: IterateConfig | None = None, seed: int = 0) -> Iteration:
     """Extend a trained UV stack (coarse → fine couplings) level by level to ``target_L``."""
-    import time
-
     cfg = cfg or IterateConfig()
     gens = {k: torch.Generator().manual_seed(seed * 7919 + i)
             for i, k in enumerate(("flow", "sampler", "logz", "gap", "eval"))}
