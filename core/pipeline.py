@@ -165,10 +165,14 @@ def run_train_job(
 ) -> JobResult:
     """Train (or resume from ``workdir/checkpoint``) and save the model to ``workdir/model``."""
     from core.training.api import train
+    from core.training.warm import WarmStartError
 
     resolve_device(spec.device)
-    result = train(spec, workdir=workdir, progress=_adapter(progress, "train"),
-                   should_stop=should_stop, init_dir=init_dir)
+    try:
+        result = train(spec, workdir=workdir, progress=_adapter(progress, "train"),
+                       should_stop=should_stop, init_dir=init_dir)
+    except WarmStartError as err:
+        raise JobError(f"init_from={spec.init_from!r}: {err}") from err
     if result.stopped == "cancelled":
         raise JobCancelled(f"training cancelled at step {result.steps}")
     summary = {

@@ -56,3 +56,61 @@ def test_hmc_bad_input_is_one_line_and_non_zero(args: list[str], needle: str) ->
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.slow
+def test_train_then_sample_json_and_nothing_half_written(tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    proc = run("train", "--method", "ir", "--L", "8", "--kappa", "0.2", "--lam", "0.01",
+               "--steps", "3", "--batch", "16", "--langevin-therm", "200",
+               "--eval-samples", "64", "--out", str(model), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert set(summary) == {"model", "method", "theory", "ess", "loss", "couplings", "steps",
+                            "seconds"}
+    assert summary["steps"] == 3 and 0 <= summary["ess"] <= 1
+    assert set(summary["couplings"]) == {"coarse", "fine"}
+    assert summary["couplings"]["fine"] == {"kappa": 0.2, "lam": 0.01}
+    assert (model / "model.safetensors").is_file() and not (tmp_path / "m.partial").exists()
+
+    out = tmp_path / "flow.h5"
+    proc = run("sample", "--model", str(model), "--n-samples", "64", "--chains", "8",
+               "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    sampled = json.loads(proc.stdout)
+    assert set(sampled) == {"acceptance", "ess", "ode_consistency", "observables", "seconds",
+                            "out"}
+    assert read_ensemble(out).configs.shape == (64, 8, 8)
+
+    again = run("train", "--L", "8", "--kappa", "0.2", "--lam", "0.01", "--out", str(model))
+    assert again.returncode != 0 and "already exists" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "--L", "24", "--kappa", "0.2", "--lam", "0.01"], "L=24 is not 4·2^n"),
+        (["train", "--L", "8", "--kappa", "0.2", "--lam", "-1"], "--lam=-1.0"),
+        (["train", "--method", "xy", "--L", "8", "--kappa", "0.2", "--lam", "0.1"], "--method"),
+    ],
+)
+def test_train_bad_input_writes_nothing(tmp_path: Path, args: list[str], needle: str) -> None:
+    out = tmp_path / "m"
+    proc = run(*args, "--out", str(out))
+    assert proc.returncode != 0
+    assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", [None, "not a flow"])
+def test_sample_missing_or_corrupt_model_is_one_line(tmp_path: Path, content: str | None) -> None:
+    model = tmp_path / "m"
+    if content is not None:
+        model.mkdir()
+        (model / "config.json").write_text(content)
+        (model / "model.safetensors").write_text(content)
+    proc = run("sample", "--model", str(model), "--n-samples", "10")
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and ("--model" in lines[0] or "model=" in lines[0]), proc.stderr

@@ -34,6 +34,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--target-ess", type=float, default=None, help="stop at this ESS/N")
     p.add_argument("--batch", type=int, default=64, help="configurations per step")
+    p.add_argument("--kernel-size", type=int, default=None, help="2 (block) or odd; default 3")
+    p.add_argument("--solver-steps", type=int, default=8, help="fixed RK4 steps of the CNF")
+    p.add_argument("--langevin-therm", type=int, default=None,
+                   help="IR: coarse Langevin thermalisation steps (default 5·10⁴)")
+    p.add_argument("--eval-samples", type=int, default=None,
+                   help="fresh proposals for the final ESS/N (default 4096)")
+    p.add_argument("--init-from", type=Path, default=None, help="warm start: a model directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -44,6 +51,9 @@ def _train_spec(args: argparse.Namespace) -> TrainSpec:
         method=args.method, dim=args.dim, L=args.L, coarse_L=args.coarse_L, kappa=args.kappa,
         lam=args.lam, steps=args.steps, max_minutes=args.max_minutes,
         target_ess=args.target_ess, batch=args.batch, seed=args.seed, device=args.device,
+        kernel_size=args.kernel_size, solver_steps=args.solver_steps,
+        langevin_therm=args.langevin_therm, eval_samples=args.eval_samples,
+        init_from=None if args.init_from is None else str(args.init_from),
     )
 
 
@@ -87,7 +97,7 @@ def _train(args: argparse.Namespace, out: Path, verb: str) -> dict[str, Any] | i
     work = out.with_name(out.name + ".partial")
     bar = ProgressBar()
     try:
-        result = run_job(spec, workdir=work, progress=bar)
+        result = run_job(spec, workdir=work, progress=bar, model_resolver=Path)
     except JobError as err:
         return _fail(verb, str(err))
     except Exception as err:  # a training failure is reported, its checkpoint kept

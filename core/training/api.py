@@ -12,6 +12,7 @@ come from exact HMC at the learned coarse couplings (not the running training av
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -117,7 +118,9 @@ def _couplings(spec: TrainSpec) -> tuple[LearnableCouplings, LearnableCouplings]
 
 def build_problem(spec: TrainSpec, opts: TrainOptions, gens: dict[str, torch.Generator],
                   init: WarmStart | None = None) -> tuple[Matching, FlowConfig]:
-    config = flow_config(spec, parent=None if init is None else init.parent)
+    # the registry reference (spec.init_from) names the parent; a bare directory only when
+    # there is none (CLI use), so no worker scratch path travels inside config.json
+    config = flow_config(spec, parent=spec.init_from or (None if init is None else init.parent))
     flow = build_flow(config)
     dtype = torch.float32 if spec.dtype == "float32" else torch.float64
     coarse, fine = _couplings(spec)
@@ -222,6 +225,10 @@ def train(spec: TrainSpec, *, workdir: Path, progress: Progress | None = None,
     except SolverGapError:
         (workdir / "curve.json").write_text(json.dumps([asdict(r) for r in trainer.curve]))
         raise
+    if loop.stopped == "cancelled":  # checkpoint written by the loop; no evaluation, no model
+        return TrainResult(model_dir=workdir / "model", method=spec.method, ess=math.nan,
+                           loss=math.nan, couplings={}, steps=loop.steps, seconds=loop.seconds,
+                           gap=math.nan, stopped=loop.stopped)
     ev = evaluate(problem, spec, opts.eval_samples, gens["init"])
     couplings: dict[str, dict[str, float] | None] = {
         "coarse": None if spec.method == "baseline" else problem.coarse.as_dict(),
