@@ -69,6 +69,22 @@ def _eta(start: float, done: int, total: int) -> float:
     return (total - done) / rate if rate > 0 else math.inf
 
 
+def _chain_checks(configs: torch.Tensor, spec: HmcSpec) -> dict[str, Any]:
+    """Chains against each other for |M| and S/V (domain walls in the broken phase)."""
+    from core.chains import chain_consistency
+    from core.lattice.observables import measure
+
+    if configs.shape[1] < 2 or configs.shape[0] < 4:
+        return {"checked": False, "reason": "needs ≥ 2 chains and ≥ 4 samples per chain"}
+    m = measure(configs, dim=spec.dim, kappa=spec.kappa, lam=spec.lam)
+    out: dict[str, Any] = {"checked": True}
+    for name, series in (("abs_magnetization", abs(m.magnetization)),
+                         ("action_density", m.action_density)):
+        out[name] = chain_consistency(series).as_dict()
+    out["consistent"] = all(out[k]["consistent"] for k in ("abs_magnetization", "action_density"))
+    return out
+
+
 def run_hmc_job(
     spec: HmcSpec,
     *,
@@ -103,6 +119,7 @@ def run_hmc_job(
     except SamplingCancelled as exc:
         raise JobCancelled(str(exc)) from exc
     observables = summarize(result.configs, dim=spec.dim, kappa=spec.kappa, lam=spec.lam)
+    checks = _chain_checks(result.configs, spec)
     seconds = time.perf_counter() - start
     obs = {name: est.as_dict() for name, est in observables.items()}
     workdir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +135,7 @@ def run_hmc_job(
                 **spec.model_dump(), "step_size": result.step_size,
                 "n_leapfrog": result.n_leapfrog, "thin": result.thin, "start": result.start,
                 "layout": "chain-major: configs[c*T + t] is chain c, time t",
+                "chain_check": checks,
             },
             acceptance=float(result.acceptance), ess=None, thinning=int(result.thin),
             observables=obs, code_version=__version__,
@@ -132,7 +150,7 @@ def run_hmc_job(
             "thin": int(result.thin), "step_size": float(result.step_size),
             "n_leapfrog": int(result.n_leapfrog), "dH_rms": float(result.dH_rms),
             "exp_mdH": [float(result.exp_mdH_mean), float(result.exp_mdH_error)],
-            "start": result.start,
+            "start": result.start, "chain_check": checks,
         },
         "seconds": seconds,
         "out": str(out),

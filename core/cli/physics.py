@@ -69,6 +69,13 @@ def cmd_hmc(args: argparse.Namespace) -> int:
         finally:
             bar.close()
         summary = dict(result.summary)
+        check = summary["hmc"]["chain_check"]
+        if check.get("checked") and not check["consistent"]:
+            worst = check["abs_magnetization"]
+            sys.stderr.write(
+                f"srflow hmc: warning: chains disagree (|M|: χ²/dof {worst['chi2_per_dof']:.3g},"
+                f" chain {worst['worst_chain']} at {worst['max_abs_z']:.1f}σ) — a domain wall or "
+                "too short a run; errors are not trustworthy\n")
         if args.out is not None and result.ensemble is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             result.ensemble.replace(args.out) if _same_fs(result.ensemble, args.out) else \
