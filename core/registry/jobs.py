@@ -116,20 +116,27 @@ def claim(session: Session, job_id: str, token: str, worker: str, stale_after: f
     return res.rowcount == 1  # type: ignore[attr-defined]
 
 
-def heartbeat(session: Session, job_id: str, token: str, progress: dict[str, Any] | None) -> bool:
-    """Write progress and the heartbeat; False if this attempt no longer owns the job."""
-    now = utcnow()
-    values: dict[str, Any] = {"heartbeat_at": now, "update_time": now}
-    if progress is not None:
-        values["progress"] = progress
+def _update_owned(session: Session, job_id: str, token: str, values: dict[str, Any]) -> bool:
+    """The one conditional update: only the attempt holding ``token`` on a running job
+    may write; False when another attempt took over or the job already ended."""
     res = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.attempt_token == token, Job.status == "running")
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
     return res.rowcount == 1  # type: ignore[attr-defined]
+
+
+def heartbeat(session: Session, job_id: str, token: str, progress: dict[str, Any] | None) -> bool:
+    """Write progress and the heartbeat; False if this attempt no longer owns the job."""
+    now = utcnow()
+    values: dict[str, Any] = {"heartbeat_at": now, "update_time": now}
+    if progress is not None:
+        values["progress"] = progress
+    owned = _update_owned(session, job_id, token, values)
+    session.commit()
+    return owned
 
 
 def cancel_requested(session: Session, job_id: str) -> bool:
@@ -160,13 +167,7 @@ def finish(
     }
     if progress is not None:
         values["progress"] = progress
-    res = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.attempt_token == token, Job.status == "running")
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return res.rowcount == 1  # type: ignore[attr-defined]
+    return _update_owned(session, job_id, token, values)
 
 
 def request_cancel(session: Session, job_id: str) -> None:
