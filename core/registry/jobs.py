@@ -221,8 +221,8 @@ def reap_stale(session: Session, stale_after: float, max_attempts: int) -> list[
             values.update(status="queued")
         res = session.execute(
             update(Job)
-            .where(Job.id == job.id, Job.status == "running")
-            .where(Job.attempt_token == job.attempt_token)
+            .where(Job.id == job.id, Job.status == "running", Job.heartbeat_at < stale)
+            .where(Job.attempt_token == job.attempt_token)  # a beat since the select wins
             .values(**values)
             .execution_options(synchronize_session=False)
         )
