@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.registry.access import can_see
 from core.registry.jobs import visible_to
 from core.registry.keys import Caller
 from core.registry.models import (
@@ -100,7 +101,9 @@ def resolve(session: Session, ref: str, caller: Caller | None) -> ModelVersion |
         return get_version(session, parsed.name, parsed.version, caller)
     if parsed.alias is not None:
         alias = session.get(ModelAlias, (model.id, parsed.alias))
-        return alias.version if alias is not None else None
+        if alias is None or (caller is not None and not can_see(alias.version, caller)):
+            return None  # a version has its own visibility, like NAME/VERSION below
+        return alias.version
     stmt = select(ModelVersion).where(ModelVersion.model_id == model.id)
     if caller is not None:
         stmt = stmt.where(visible_to(ModelVersion, caller))

@@ -110,6 +110,17 @@ def test_nearest_picks_the_closest_visible_same_architecture_version(s: Session)
         nearest_version(s, {**spec, "dim": 3}, ALICE)
 
 
+def test_an_alias_does_not_reveal_a_version_the_caller_cannot_see(s: Session) -> None:
+    _version(s, "m", ALICE, "group", kappa=0.2, lam=0.01, job="j1")
+    v2 = _version(s, "m", ALICE, "private", kappa=0.2, lam=0.01, job="j2")
+    catalog.set_alias(s, v2.model, "best", v2)
+    s.commit()
+    assert catalog.resolve(s, "m@best", ALICE).version == 2  # type: ignore[union-attr]
+    assert catalog.resolve(s, "m/2", CAROL) is None
+    assert catalog.resolve(s, "m@best", CAROL) is None
+    assert catalog.resolve(s, "m", CAROL).version == 1  # type: ignore[union-attr]
+
+
 def test_idempotency_states(s: Session) -> None:
     assert isinstance(idem.begin(s, "u", "x", "k", None), idem.Started)
     assert isinstance(idem.begin(s, "u", "x", "k", "h1"), idem.InProgress)
