@@ -14,12 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from core import __version__
 from core.specs import HmcSpec, JobSpec, SampleSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from core.lattice.observables import Measurements
 
 
 @dataclass(frozen=True)
@@ -69,14 +72,12 @@ def _eta(start: float, done: int, total: int) -> float:
     return (total - done) / rate if rate > 0 else math.inf
 
 
-def _chain_checks(configs: torch.Tensor, spec: HmcSpec) -> dict[str, Any]:
+def _chain_checks(m: Measurements) -> dict[str, Any]:
     """Chains against each other for |M| and S/V (domain walls in the broken phase)."""
     from core.chains import chain_consistency
-    from core.lattice.observables import measure
 
-    if configs.shape[1] < 2 or configs.shape[0] < 4:
+    if m.magnetization.shape[1] < 2 or m.magnetization.shape[0] < 4:
         return {"checked": False, "reason": "needs ≥ 2 chains and ≥ 4 samples per chain"}
-    m = measure(configs, dim=spec.dim, kappa=spec.kappa, lam=spec.lam)
     out: dict[str, Any] = {"checked": True}
     for name, series in (("abs_magnetization", abs(m.magnetization)),
                          ("action_density", m.action_density)):
@@ -94,7 +95,7 @@ def run_hmc_job(
 ) -> JobResult:
     """Direct HMC on the lattice of ``spec``; writes ``workdir/ensemble.h5``."""
     from core.io.ensemble import EnsembleMeta, write_ensemble
-    from core.lattice.observables import summarize
+    from core.lattice.observables import measure, summarize_measurements
     from core.samplers.hmc import SamplingCancelled, run_hmc
 
     device = resolve_device(spec.device)
@@ -118,8 +119,9 @@ def run_hmc_job(
         )
     except SamplingCancelled as exc:
         raise JobCancelled(str(exc)) from exc
-    observables = summarize(result.configs, dim=spec.dim, kappa=spec.kappa, lam=spec.lam)
-    checks = _chain_checks(result.configs, spec)
+    meas = measure(result.configs, dim=spec.dim, kappa=spec.kappa, lam=spec.lam)
+    observables = summarize_measurements(meas)
+    checks = _chain_checks(meas)
     seconds = time.perf_counter() - start
     obs = {name: est.as_dict() for name, est in observables.items()}
     workdir.mkdir(parents=True, exist_ok=True)

@@ -222,7 +222,11 @@ def summarize(
     Keys: magnetization, abs_magnetization, phi2, susceptibility (V⟨M²⟩),
     susceptibility_connected (V(⟨M²⟩−⟨|M|⟩²)), binder, action_density, correlation_length.
     """
-    meas = measure(configs, dim=dim, kappa=kappa, lam=lam)
+    return summarize_measurements(measure(configs, dim=dim, kappa=kappa, lam=lam), log_weights)
+
+
+def summarize_measurements(meas: Measurements, log_weights: Any = None) -> dict[str, Estimate]:
+    """:func:`summarize` from primaries already measured (no second pass over the configs)."""
     m = meas.magnetization
     prim = [m, np.abs(m), m * m, m**4, meas.phi2, meas.action_density, meas.min_momentum_power]
     funcs = _derived_quantities(meas.volume, meas.size)
