@@ -100,11 +100,14 @@ def push(flow: Any, phi_coarse: Tensor, coarse: Couplings, fine: Couplings,
 
 
 def draw_baseline(flow: Any, n: int, fine: Couplings, generator: torch.Generator, *,
-                  chunk: int = 1024) -> Proposals:
-    """Proposals of a baseline flow (its own Gaussian prior)."""
+                  chunk: int = 1024,
+                  should_stop: Callable[[], bool] | None = None) -> Proposals:
+    """Proposals of a baseline flow (its own Gaussian prior), in chunks like :func:`push`."""
     phis, log_qs = [], []
     with torch.no_grad():
         for start in range(0, n, chunk):
+            if should_stop is not None and should_stop():
+                raise SamplingCancelled(f"stopped after {start} proposals")
             out = flow(min(chunk, n - start), generator)
             phis.append(out.phi.detach().cpu())
             log_qs.append(out.log_q.to(torch.float64).cpu())
@@ -155,7 +158,7 @@ def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32
     thin, tau = 1, None
     phi_coarse = None
     if coarse is None:
-        props = draw_baseline(flow, n_samples, fine, g_flow)
+        props = draw_baseline(flow, n_samples, fine, g_flow, should_stop=should_stop)
     else:
         assert config.coarse_L is not None
         hmc = run_hmc(dim=config.dim, L=config.coarse_L, kappa=coarse.kappa, lam=coarse.lam,
