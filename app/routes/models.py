@@ -17,6 +17,7 @@ from app.operations import _t
 from app.problems import Problem
 from app.routes.card import model_card
 from core.registry import catalog
+from core.registry.access import can_see
 from core.registry.keys import Caller
 from core.registry.models import ModelVersion, RegisteredModel
 from core.registry.store import ArtifactStore
@@ -115,14 +116,15 @@ def get_model(name: str, session: SessionDep, caller: CallerDep) -> dict[str, An
     model = _model_or_404(session, name, caller)
     by_version = _aliases_by_version(session, model)
     versions = [version_dict(mv, by_version.get(mv.version)) for mv in model.versions
-                if catalog.get_version(session, name, mv.version, caller) is not None]
+                if can_see(mv, caller)]  # loaded already: no query per version
     for v in versions:
         v.pop("curve")
+    aliases = {a: v["version"] for v in versions for a in v["aliases"]}
     return {
         "name": model.name, "description": model.description,
         "owner": model.owner, "group": model.group, "visibility": model.visibility,
         "create_time": _t(model.create_time), "update_time": _t(model.update_time),
-        "aliases": catalog.aliases_of(session, model.id),
+        "aliases": aliases,  # only those on versions the caller can see
         "latest_version": max((v["version"] for v in versions), default=None),
         "versions": versions,
     }
