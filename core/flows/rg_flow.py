@@ -228,19 +228,14 @@ class SuperResolvingFlow(nn.Module):
         solver: SolverConfig | None = None,
         kinetic: bool = False,
     ) -> FlowSample:
-        """φ̃ = T_n∘...∘T_1(φ) (eq. 38), drawing each level's ζ from ``generator`` in order."""
-        self._check_coarse(phi_coarse)
-        log_q = torch.zeros(phi_coarse.shape[0], dtype=phi_coarse.dtype, device=phi_coarse.device)
+        """φ̃ = T_n∘...∘T_1(φ) (eq. 38), drawing each level's ζ from ``generator`` in order
+        (coarse to fine; the CNF draws nothing, so this is :meth:`push` with fresh noise)."""
+        batch, size = phi_coarse.shape[0], self.coarse_L
         noise: list[Tensor] = []
-        energy: Tensor | None = None
-        x = phi_coarse
         for level in self.level_list:
-            out = level(x, generator, solver, kinetic)
-            x, log_q = out.phi, log_q + out.log_q_rel
-            noise += out.noise
-            if out.kinetic is not None:
-                energy = out.kinetic if energy is None else energy + out.kinetic
-        return FlowSample(phi=x, log_q_rel=log_q, noise=noise, kinetic=energy)
+            noise.append(level.noise.sample((batch, *(size,) * self.dim), generator).zeta)
+            size *= 2
+        return self.push(phi_coarse, noise, solver, kinetic)
 
     def inverse(self, phi_fine: Tensor, solver: SolverConfig | None = None) -> FlowInverse:
         """T† = T_1†∘...∘T_n† and the implied noise; scores any fine configuration."""
