@@ -101,13 +101,6 @@ def run_hmc_job(
     device = resolve_device(spec.device)
     generator = torch.Generator(device=device).manual_seed(spec.seed)
     start = time.perf_counter()
-
-    def report(done: int, total: int, info: dict[str, Any]) -> None:
-        if progress is not None:
-            metrics = {k: float(v) for k, v in info.items() if isinstance(v, int | float)}
-            metrics["eta_seconds"] = _eta(start, done, total)
-            progress(Progress(done, total, str(info.get("stage", "hmc")), metrics))
-
     try:
         result = run_hmc(
             dim=spec.dim, L=spec.L, kappa=spec.kappa, lam=spec.lam,
@@ -115,7 +108,8 @@ def run_hmc_job(
             device=device, dtype=torch.float64, integrator=spec.integrator,
             trajectory_length=spec.trajectory_length, n_therm=spec.n_therm,
             target_acceptance=spec.target_acceptance, thin=spec.thin,
-            progress=report, should_stop=should_stop, max_seconds=spec.max_seconds,
+            progress=_adapter(progress, "hmc"), should_stop=should_stop,
+            max_seconds=spec.max_seconds,
         )
     except SamplingCancelled as exc:
         raise JobCancelled(str(exc)) from exc
