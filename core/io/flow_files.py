@@ -97,9 +97,15 @@ def save_flow(
                 os.fsync(fh.fileno())
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / "x")
-            os.replace(tmp, target)
-            shutil.rmtree(old)
+            try:
+                os.replace(target, old / "x")
+                try:
+                    os.replace(tmp, target)
+                except BaseException:
+                    os.replace(old / "x", target)  # put the previous model back
+                    raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
     except BaseException:

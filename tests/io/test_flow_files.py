@@ -156,3 +156,26 @@ def test_save_refuses_overwrite_and_bad_couplings(saved: Path) -> None:
     save_flow(saved, build_flow(config), config, COUPLINGS, {"v": 2}, overwrite=True)
     assert load_flow(saved).metrics == {"v": 2}
     assert sorted(p.name for p in saved.parent.iterdir()) == ["m"]
+
+
+def test_failed_overwrite_keeps_the_previous_model(saved: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error while swapping the new directory in leaves the old model where it was."""
+    import core.io.flow_files as flow_files
+
+    config = sr_config()
+    real_replace = flow_files.os.replace
+    calls: list[int] = []
+
+    def flaky_replace(src: object, dst: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # the new directory onto the target, after the old moved aside
+            raise KeyboardInterrupt
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flow_files.os, "replace", flaky_replace)
+    with pytest.raises(KeyboardInterrupt):
+        save_flow(saved, build_flow(config), config, COUPLINGS, {"v": 2}, overwrite=True)
+    monkeypatch.undo()
+    assert load_flow(saved).metrics != {"v": 2}
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["m"]
