@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 from core.registry import catalog, jobs
 from core.registry.db import session_factory
 from core.registry.keys import Caller
+from core.registry.models import ModelVersion
 from core.registry.store import ArtifactStore
 from core.settings import Settings
 from core.specs import JobRequest
@@ -81,8 +82,10 @@ class _Monitor:
         return self.stop
 
 
-def _resolver(settings: Settings, caller: Caller, workdir: Path) -> Callable[[str], Path]:
-    """Map NAME, NAME/VERSION or NAME@ALIAS to a directory of the version's files."""
+def _resolver(settings: Settings, caller: Caller, workdir: Path,
+              used: dict[str, int]) -> Callable[[str], Path]:
+    """Map NAME, NAME/VERSION or NAME@ALIAS to a directory of the version's files;
+    ``used`` records each reference's version id (the provenance registered at the end)."""
     store = ArtifactStore(settings.artifacts_dir)
 
     def resolve(ref: str) -> Path:
@@ -90,6 +93,7 @@ def _resolver(settings: Settings, caller: Caller, workdir: Path) -> Callable[[st
             mv = catalog.resolve(s, ref, caller)
             if mv is None:
                 raise LookupError(f"model {ref!r} is not in the registry (or not visible)")
+            used[ref] = mv.id
             target = workdir / "models" / f"{mv.model.name}-v{mv.version}"
             target.mkdir(parents=True, exist_ok=True)
             for name, info in mv.files.items():
@@ -125,6 +129,7 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
     workdir = settings.work_dir / job_id
     workdir.mkdir(parents=True, exist_ok=True)
     mon = _Monitor(settings, job_id, token)
+    used: dict[str, int] = {}
     stop = Deadline(mon.should_stop, settings.soft_time_limit_s)  # checkpoint + re-queue
     from core.pipeline import JobCancelled, run_job  # torch: only in the task's process
 
@@ -137,7 +142,7 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
                 workdir=workdir,
                 progress=mon.progress,
                 should_stop=stop,
-                model_resolver=_resolver(settings, caller, workdir),
+                model_resolver=_resolver(settings, caller, workdir, used),
             )
     except JobCancelled:
         if stop.preempted and not _cancel_requested(settings, job_id):
@@ -157,10 +162,9 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
             error=(type(exc).__name__, str(exc) or repr(exc)),
         )
     wall = time.perf_counter() - start
-    with sessions() as s:
-        if jobs.cancel_requested(s, job_id):
-            return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
-    return _register(settings, job_id, token, result, wall, mon.latest, workdir)
+    if _cancel_requested(settings, job_id):
+        return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
+    return _register(settings, job_id, token, result, wall, mon.latest, workdir, used)
 
 
 def _finish_plain(
@@ -207,6 +211,7 @@ def _register(
     wall: float,
     progress: dict[str, Any],
     workdir: Path,
+    used: dict[str, int],
 ) -> str:
     store = ArtifactStore(settings.artifacts_dir)
     with session_factory(settings.db_url)() as s:
@@ -216,8 +221,10 @@ def _register(
         out: dict[str, Any] = {"kind": job.kind, "summary": summary}
         if result.ensemble is not None:
             model_version = None
-            if job.kind == "sample":
-                model_version = catalog.resolve(s, job.spec["model"], None)
+            if job.kind == "sample" and job.spec["model"] in used:
+                # the version the job sampled, as resolved with the owner's visibility (a
+                # fresh unfiltered resolve could name a moved alias or another's version)
+                model_version = s.get(ModelVersion, used[job.spec["model"]])
             ensemble_id = job_id  # one ensemble per job: its id is the job id
             stamp_hdf5(Path(result.ensemble), job, ensemble_id, model_version)
             blob = store.put_file(Path(result.ensemble), move=True)
