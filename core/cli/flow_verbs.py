@@ -149,7 +149,7 @@ def _sample(model: Path, n: int, chains: int, seed: int, device: str, verb: str,
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from core.cli.physics import print_observables
+    from core.cli.physics import move_file, print_observables
 
     with tempfile.TemporaryDirectory(prefix="srflow-sample-") as tmp:
         summary = _sample(args.model, args.n_samples, args.chains, args.seed, args.device,
@@ -157,9 +157,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if isinstance(summary, int):
             return summary
         if args.out is not None:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(summary["out"], args.out.with_name(args.out.name + ".partial"))
-            args.out.with_name(args.out.name + ".partial").replace(args.out)
+            move_file(Path(summary["out"]), args.out)
             summary["out"] = str(args.out)
         else:
             summary["out"] = None

@@ -77,9 +77,7 @@ def cmd_hmc(args: argparse.Namespace) -> int:
                 f" chain {worst['worst_chain']} at {worst['max_abs_z']:.1f}σ) — a domain wall or "
                 "too short a run; errors are not trustworthy\n")
         if args.out is not None and result.ensemble is not None:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            result.ensemble.replace(args.out) if _same_fs(result.ensemble, args.out) else \
-                _copy(result.ensemble, args.out)
+            move_file(result.ensemble, args.out)
             summary["out"] = str(args.out)
         else:
             summary["out"] = None
@@ -96,16 +94,26 @@ def cmd_hmc(args: argparse.Namespace) -> int:
     return 0
 
 
+def move_file(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``: a rename on one filesystem, else a copy to ``dst.partial``
+    renamed into place; ``dst`` is never left half-written, nor is a ``.partial``."""
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if _same_fs(src, dst):
+        src.replace(dst)
+        return
+    tmp = dst.with_name(dst.name + ".partial")
+    try:
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _same_fs(a: Path, b: Path) -> bool:
     try:
         return a.stat().st_dev == b.parent.resolve().stat().st_dev
     except OSError:
         return False
-
-
-def _copy(src: Path, dst: Path) -> None:
-    import shutil
-
-    tmp = dst.with_name(dst.name + ".partial")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
