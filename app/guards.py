@@ -38,8 +38,8 @@ async def _body(request: Request) -> Any:
         return None
 
 
-def _digest(body: Any) -> str:
-    """The same digest the jobs route stores on the job row."""
+def request_digest(body: Any) -> str:
+    """Digest of a request body: the idempotency record's and the job row's request_hash."""
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -55,7 +55,7 @@ async def job_idempotency(
         yield
         return
     body = await _body(request)
-    digest = _digest(body)
+    digest = request_digest(body)
     outcome = await run_in_threadpool(idem.begin, session, caller.user, SCOPE,
                                       idempotency_key, digest)
     if isinstance(outcome, idem.InProgress):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import CallerDep, CeleryDep, SessionDep, SettingsDep
-from app.guards import IdempotencyGuard, QuotaGuard
+from app.guards import IdempotencyGuard, QuotaGuard, request_digest
 from app.operations import Operation, OperationList, to_operation
 from app.problems import Problem, pydantic_errors, summarize
 from core.registry import catalog
@@ -87,7 +86,7 @@ def submit_job(
 ) -> Operation:
     """Validate the spec (422 names the field), insert the job row (queued), send the task.
     ``model_name`` (train) and ``visibility`` may sit beside ``kind`` and ``spec``."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    digest = request_digest(body)
     if idempotency_key:
         prior = rows.find_idempotent(session, caller.user, idempotency_key)
         if prior is not None:
