@@ -226,8 +226,8 @@ def jackknife(
     """Binned jackknife for F = f(⟨a_1⟩, ...): bins along T (chains pooled per bin);
     σ² = (B−1)/B Σ_b (F_b − F̄)², with F_b from all data but bin b."""
     a = _stack_primaries(primaries)
-    t_len = a.shape[1] // n_bins * n_bins
-    if n_bins < 2 or t_len == 0:
+    t_len = a.shape[1] // n_bins * n_bins if n_bins >= 2 else 0
+    if t_len == 0:
         raise ValueError(f"need 2 ≤ n_bins ≤ T, got n_bins={n_bins}, T={a.shape[1]}")
     bins = a[:, :t_len].reshape(a.shape[0], n_bins, -1, a.shape[2]).mean(axis=(2, 3))
     total = bins.sum(axis=1)
