@@ -27,13 +27,11 @@ import torch
 from torch import Tensor
 
 from core.lattice.action import action, force, lattice_dims
-from core.samplers.integrators import INTEGRATORS, hamiltonian
+from core.samplers.integrators import INTEGRATORS, Coupling, hamiltonian
 from core.stats import GammaResult, gamma_method
 
 Integrator = Literal["leapfrog", "omelyan"]
 Start = Literal["random", "ordered", "auto"]
-ForceFn = Callable[[Tensor], Tensor]
-Coupling = float | Tensor
 
 
 class SamplingCancelled(RuntimeError):
