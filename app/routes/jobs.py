@@ -98,16 +98,14 @@ def submit_job(
     try:
         job = rows.create_job(session, job_id=job_id, kind=req.kind, spec=spec, queue=queue,
                               caller=caller, visibility=vis, idempotency_key=idempotency_key,
-                              request_hash=digest if idempotency_key else None)
+                              request_hash=digest if idempotency_key else None,
+                              model_name=name)
     except IntegrityError:
         session.rollback()
         prior = rows.find_idempotent(session, caller.user, idempotency_key or "")
         if prior is None:
             raise
         return _replay(prior, digest, response)
-    if name:
-        job.model_name = name
-        session.commit()
     try:
         celery.send_task(TASK_NAME, args=[job_id], task_id=job_id, queue=queue)
     except Exception as exc:

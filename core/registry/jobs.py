@@ -247,6 +247,7 @@ def create_job(
     visibility: str = "group",
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    model_name: str | None = None,
 ) -> Job:
     """Insert a queued job (committed before the task is sent, so a fast worker finds it)."""
     now = utcnow()
@@ -266,6 +267,7 @@ def create_job(
         cancel_requested=False,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        model_name=model_name,
     )
     session.add(job)
     session.commit()
