@@ -120,15 +120,10 @@ def ode_consistency(flow: Any, phi_coarse: Tensor | None, generator: torch.Gener
                     n: int = 64) -> float:
     """max |Δ log q| between the model's solver and one with twice the steps (adaptive
     solvers: 100× tighter tolerances)."""
-    from core.training.gap import measure_gap, reference_solver, solver_of  # training's monitor
+    from core.training.gap import measure_baseline_gap, measure_gap  # training's monitor
 
     if phi_coarse is None:
-        ref = reference_solver(solver_of(flow))
-        twin = torch.Generator(device=generator.device)
-        twin.set_state(generator.get_state())
-        with torch.no_grad():
-            a, b = flow(n, generator), flow(n, twin, solver=ref)
-        return float((a.log_q.double() - b.log_q.double()).abs().max())
+        return measure_baseline_gap(flow, n, generator).log_q
     p = next(flow.parameters())
     x = phi_coarse[:n].to(device=p.device, dtype=p.dtype)
     return measure_gap(flow, x, generator).log_q

@@ -15,7 +15,7 @@ configuration: beyond that the reported ESS/N and acceptance are no longer the f
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -23,13 +23,6 @@ from torch import Tensor
 
 class SolverGapError(RuntimeError):
     """The integrated divergence and the solver's map disagree beyond the threshold."""
-
-
-class _Flow(Protocol):
-    solver: Any
-
-    def forward(self, phi_coarse: Tensor, generator: torch.Generator,
-                solver: Any = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -46,15 +39,37 @@ def measure_gap(flow: Any, phi_coarse: Tensor, generator: torch.Generator,
     """Push ``phi_coarse`` through ``flow`` twice with identical noise (the generator is
     cloned), once with the model's solver and once with ``reference`` (default: 2× steps).
     ``generator`` is advanced exactly as by one forward pass."""
-    solver = _solver_of(flow)
-    ref = reference if reference is not None else reference_solver(solver)
-    twin = torch.Generator(device=generator.device)
-    twin.set_state(generator.get_state())
+    ref = reference if reference is not None else reference_solver(solver_of(flow))
+    twin = _twin(generator)
     with torch.no_grad():
         a = flow.forward(phi_coarse, generator)
         b = flow.forward(phi_coarse, twin, solver=ref)
-    dlq = (a.log_q_rel.double() - b.log_q_rel.double()).abs()
-    dphi = (a.phi.double() - b.phi.double()).abs()
+    return _compare(a.log_q_rel, b.log_q_rel, a.phi, b.phi, ref)
+
+
+def measure_baseline_gap(flow: Any, n: int, generator: torch.Generator,
+                         reference: Any | None = None) -> GapMeasure:
+    """The same for a baseline flow: ``n`` identical prior draws (cloned generator) pushed
+    with the model's solver and with ``reference`` (default: 2× steps)."""
+    ref = reference if reference is not None else reference_solver(solver_of(flow))
+    twin = _twin(generator)
+    with torch.no_grad():
+        a = flow(n, generator)
+        b = flow(n, twin, solver=ref)
+    return _compare(a.log_q, b.log_q, a.phi, b.phi, ref)
+
+
+def _twin(generator: torch.Generator) -> torch.Generator:
+    """A generator in the same state, so both solves see identical noise."""
+    twin = torch.Generator(device=generator.device)
+    twin.set_state(generator.get_state())
+    return twin
+
+
+def _compare(log_q: Tensor, log_q_ref: Tensor, phi: Tensor, phi_ref: Tensor,
+             ref: Any) -> GapMeasure:
+    dlq = (log_q.double() - log_q_ref.double()).abs()
+    dphi = (phi.double() - phi_ref.double()).abs()
     return GapMeasure(log_q=_nanmax(dlq), phi=_nanmax(dphi), reference_steps=int(ref.steps))
 
 
@@ -65,7 +80,7 @@ def _nanmax(x: Tensor) -> float:
     return float(x.max()) if x.numel() else 0.0
 
 
-def _solver_of(flow: Any) -> Any:
+def solver_of(flow: Any) -> Any:
     """The model's solver: ``flow.solver``, the first level's CNF solver (super-resolving
     stacks) or the CNF's solver (baseline)."""
     solver = getattr(flow, "solver", None)
@@ -76,10 +91,6 @@ def _solver_of(flow: Any) -> Any:
     if solver is None:
         raise TypeError(f"{type(flow).__name__} exposes no solver to compare against")
     return solver
-
-
-def solver_of(flow: Any) -> Any:
-    return _solver_of(flow)
 
 
 def reference_solver(solver: Any) -> Any:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from core.lattice.action import action
 from core.training.couplings import LearnableCouplings
-from core.training.gap import GapMeasure, measure_gap, reference_solver, solver_of
+from core.training.gap import GapMeasure, measure_baseline_gap, measure_gap
 from core.training.loss import LossTerms, reverse_kl
 
 
@@ -114,7 +114,7 @@ class Matching(nn.Module):
     def gap(self, phi_coarse: Tensor, generator: torch.Generator) -> GapMeasure:
         """Solver gap on these coarse fields (super-resolving flows) or prior draws."""
         if self.source is None:
-            return _baseline_gap(self.flow, phi_coarse.shape[0], generator)
+            return measure_baseline_gap(self.flow, phi_coarse.shape[0], generator)
         return measure_gap(self.flow, phi_coarse, generator)
 
     def project(self) -> None:
@@ -131,17 +131,3 @@ class Matching(nn.Module):
         if self.source is not None:
             self.source.load_state_dict(state)
 
-
-def _baseline_gap(flow: Any, n: int, generator: torch.Generator) -> GapMeasure:
-    """Baseline: the same prior draws pushed with the model solver and with 2× steps."""
-    ref = reference_solver(solver_of(flow))
-    twin = torch.Generator(device=generator.device)
-    twin.set_state(generator.get_state())
-    with torch.no_grad():
-        a = flow(n, generator)
-        b = flow(n, twin, solver=ref)
-    dlq = (a.log_q.double() - b.log_q.double()).abs()
-    dphi = (a.phi.double() - b.phi.double()).abs()
-    finite = bool(torch.isfinite(dlq).all())
-    return GapMeasure(log_q=float(dlq.max()) if finite else float("inf"),
-                      phi=float(dphi.max()), reference_steps=int(ref.steps))
