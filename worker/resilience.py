@@ -29,7 +29,7 @@ from core.registry import jobs
 from core.registry.accounts import groups_of
 from core.registry.db import session_factory
 from core.registry.keys import Caller
-from core.registry.models import Job, utcnow
+from core.registry.models import Job
 from core.registry.warmstart import NoParent, nearest_version
 from core.settings import Settings
 
@@ -86,15 +86,8 @@ class Deadline:
 def requeue(settings: Settings, job_id: str, token: str, send: Callable[[Job], Any]) -> str:
     """Give a running attempt's job back to the queue (conditional on still owning it) and
     send it again; the work directory (checkpoint) is kept."""
-    now = utcnow()
     with session_factory(settings.db_url)() as s:
-        res = s.execute(
-            update(Job).where(Job.id == job_id, Job.attempt_token == token,
-                              Job.status == "running")
-            .values(status="queued", attempt_token=None, update_time=now)
-            .execution_options(synchronize_session=False))
-        s.commit()
-        if res.rowcount != 1:  # type: ignore[attr-defined]
+        if not jobs.requeue_owned(s, job_id, token):
             return "superseded"
         job = jobs.get_job(s, job_id)
         assert job is not None

@@ -139,6 +139,15 @@ def heartbeat(session: Session, job_id: str, token: str, progress: dict[str, Any
     return owned
 
 
+def requeue_owned(session: Session, job_id: str, token: str) -> bool:
+    """Hand this attempt's running job back to the queue (checkpoint kept); False if it
+    is no longer ours."""
+    owned = _update_owned(session, job_id, token,
+                          {"status": "queued", "attempt_token": None, "update_time": utcnow()})
+    session.commit()
+    return owned
+
+
 def cancel_requested(session: Session, job_id: str) -> bool:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 

@@ -88,6 +88,38 @@ def test_reaper_requeues_then_fails_after_max_attempts(s: Session) -> None:
     assert job.status == "failed" and job.error_type == "WorkerLost"  # type: ignore[union-attr]
 
 
+def test_a_beat_after_the_reapers_select_keeps_the_job(
+    s: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _job(s)
+    assert jobs.claim(s, "j1", "t1", "w", stale_after=60)
+    s.query(Job).update({"heartbeat_at": utcnow() - timedelta(seconds=120)})
+    s.commit()
+    select_rows = s.scalars
+
+    def select_then_beat(*args: object, **kwargs: object) -> list[Job]:
+        found = list(select_rows(*args, **kwargs))  # type: ignore[arg-type]
+        assert jobs.heartbeat(s, "j1", "t1", None)  # the worker is alive after all
+        return found
+
+    monkeypatch.setattr(s, "scalars", select_then_beat)
+    assert jobs.reap_stale(s, stale_after=60, max_attempts=3) == []
+    monkeypatch.undo()
+    s.expire_all()
+    assert jobs.get_job(s, "j1").status == "running"  # type: ignore[union-attr]
+
+
+def test_an_attempt_requeues_only_a_job_it_owns(s: Session) -> None:
+    _job(s)
+    assert jobs.claim(s, "j1", "t1", "w", stale_after=60)
+    assert jobs.requeue_owned(s, "j1", "t1")
+    assert not jobs.requeue_owned(s, "j1", "t1")  # queued now: no longer this attempt's
+    s.expire_all()
+    job = jobs.get_job(s, "j1")
+    assert job is not None and job.status == "queued" and job.attempt_token is None
+    assert jobs.claim(s, "j1", "t2", "w", stale_after=60)  # the next attempt resumes it
+
+
 def test_cancel_queued_is_immediate_and_running_is_flagged(s: Session) -> None:
     _job(s, job_id="q")
     _job(s, job_id="r")
