@@ -41,19 +41,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from core.lattice.action import action
 from core.training.couplings import LearnableCouplings
 from core.training.logz import LogZEstimate
 
 Side = Literal["coarse", "fine"]
-
-
-def log_weights(phi_fine: Tensor, log_q_rel: Tensor, phi_coarse: Tensor,
-                fine: LearnableCouplings, coarse: LearnableCouplings) -> Tensor:
-    """log w = −S[c](φ̃) + S_L[c_L](φ) − log_q_rel per sample, float64, differentiable."""
-    s_fine = action(phi_fine.to(torch.float64), fine.kappa, fine.lam)
-    s_coarse = action(phi_coarse.to(torch.float64), coarse.kappa, coarse.lam)
-    return -s_fine + s_coarse - log_q_rel.to(torch.float64)
 
 
 def logz_surrogate(couplings: LearnableCouplings, estimate: LogZEstimate, side: Side) -> Tensor:

@@ -91,11 +91,6 @@ class CouplingScan:
     best_ess: float
 
 
-def ess_at(phi: Tensor, log_q: Tensor, c: Couplings) -> float:
-    """ESS/N of proposals (φ̃, log q) for the target S[c], float64."""
-    return ess_fraction(-action(phi.to(torch.float64), c.kappa, c.lam) - log_q.double())
-
-
 def ess_maximising_kappa(phi: Tensor, log_q: Tensor, lam: float, kappa0: float,
                          width: float = 0.05, n_grid: int = 41,
                          refine: int = 2) -> CouplingScan:
