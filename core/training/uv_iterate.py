@@ -122,9 +122,11 @@ def retrain_last_level(flow: SuperResolvingFlow, coarse: Couplings, fine: Coupli
                                              gap_every=0, checkpoint_every=0,
                                              coupling_lr=cfg.coupling_lr), gens)
     trainer.should_stop = lambda: _saturated(trainer.curve, cfg.window, cfg.min_gain)
-    loop = trainer.run()
-    for level in flow.levels:
-        level.requires_grad_(True)
+    try:
+        loop = trainer.run()
+    finally:  # a diverged retraining must not leave the earlier levels frozen
+        for level in flow.levels:
+            level.requires_grad_(True)
     return loop.steps, fine_c.values()
 
 
