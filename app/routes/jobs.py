@@ -23,6 +23,8 @@ from core.registry import jobs as rows
 from core.registry.db import session_factory
 from core.registry.keys import Caller
 from core.registry.models import JOB_STATES, VISIBILITIES, Job
+from core.registry.publish import check_target
+from core.registry.uploads import UploadError
 from core.settings import Settings
 from core.specs import JobRequest
 from worker.celery_app import TASK_NAME
@@ -61,6 +63,12 @@ def _validate(body: dict[str, Any], settings: Settings, session: Any, caller: Ca
     if name is not None and (req.kind != "train" or not catalog.NAME_RE.match(str(name))):
         raise _invalid("model_name", f"model_name={name!r}: only for train jobs; letters, "
                        "digits, '.', '_', '+', '-'")
+    if name is not None:
+        try:  # the same rule as an upload: another group's model takes no versions from us
+            check_target(session, str(name), caller)
+        except UploadError as exc:
+            raise Problem(exc.status, f"model_name={name!r}: {exc.message}",
+                          errors=[{"field": "model_name", "message": exc.message}]) from None
     n = getattr(req.spec, "n_samples", None)
     if n is not None and n > settings.max_n_samples:
         raise _invalid("spec.n_samples", f"n_samples={n} exceeds this server's limit "

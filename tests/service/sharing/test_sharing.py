@@ -79,6 +79,12 @@ def test_groups_see_only_what_they_may(redis_service: Service, tmp_path: Path) -
                   b.post(f"/v1/jobs/{j}:cancel")):
             assert r.status_code == 403, r.text
             assert r.headers["content-type"] == "application/problem+json"
+        # a train job cannot add versions to a model it may not curate (as an upload cannot)
+        for vis, status in (("private", 409), ("public", 403)):
+            r = b.post("/v1/jobs", json={"kind": "train", "model_name": models[vis],
+                                         "spec": {"method": "ir", "dim": 2, "L": 8,
+                                                  "kappa": 0.25, "lam": 0.01, "steps": 1}})
+            assert r.status_code == status and r.json()["errors"][0]["field"] == "model_name"
         assert b.post("/v1/groups", json={"name": f"x-{tag}"}).status_code == 403
 
     with carol.client(svc) as c:  # same group: sees group objects, moves their aliases
