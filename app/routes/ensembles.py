@@ -18,7 +18,7 @@ from core.registry.models import Ensemble
 router = APIRouter(tags=["ensembles"])
 
 
-def _ensemble_or_404(session: Any, ensemble_id: str, caller: Caller) -> Ensemble:
+def ensemble_or_404(session: Any, ensemble_id: str, caller: Caller) -> Ensemble:
     ens = catalog.get_ensemble(session, ensemble_id, caller)
     if ens is None:
         raise Problem(404, f"no ensemble {ensemble_id!r}: a finished hmc or sample job names "
@@ -28,7 +28,7 @@ def _ensemble_or_404(session: Any, ensemble_id: str, caller: Caller) -> Ensemble
 
 @router.get("/ensembles/{ensemble_id}", summary="Ensemble metadata and observables")
 def get_ensemble(ensemble_id: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
-    e = _ensemble_or_404(session, ensemble_id, caller)
+    e = ensemble_or_404(session, ensemble_id, caller)
     mv = e.model_version
     return {
         "id": e.id, "job_id": e.job_id, "kind": e.kind,
@@ -52,7 +52,7 @@ def download_ensemble(
     ensemble_id: str, request: Request, session: SessionDep, caller: CallerDep,
     settings: SettingsDep,
 ) -> Response:
-    e = _ensemble_or_404(session, ensemble_id, caller)
+    e = ensemble_or_404(session, ensemble_id, caller)
     path = settings.artifacts_dir / e.blob_path
     if not path.is_file():
         raise Problem(500, f"ensemble {e.id} is registered but its file is missing from the "

@@ -65,7 +65,7 @@ def _aliases_by_version(session: Session, model: RegisteredModel) -> dict[int, l
     return out
 
 
-def _model_or_404(session: Session, name: str, caller: Caller) -> RegisteredModel:
+def model_or_404(session: Session, name: str, caller: Caller) -> RegisteredModel:
     model = catalog.get_model(session, name, caller)
     if model is None:
         raise Problem(404, f"no model {name!r}: GET /v1/models lists the models you can see",
@@ -73,8 +73,8 @@ def _model_or_404(session: Session, name: str, caller: Caller) -> RegisteredMode
     return model
 
 
-def _version_or_404(session: Session, name: str, version: int, caller: Caller) -> ModelVersion:
-    _model_or_404(session, name, caller)
+def version_or_404(session: Session, name: str, version: int, caller: Caller) -> ModelVersion:
+    model_or_404(session, name, caller)
     mv = catalog.get_version(session, name, version, caller)
     if mv is None:
         raise Problem(404, f"model {name!r} has no version {version}: "
@@ -113,7 +113,7 @@ def search_models(
 
 @router.get("/models/{name}", summary="A registered model, its versions and aliases")
 def get_model(name: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
-    model = _model_or_404(session, name, caller)
+    model = model_or_404(session, name, caller)
     by_version = _aliases_by_version(session, model)
     versions = [version_dict(mv, by_version.get(mv.version)) for mv in model.versions
                 if can_see(mv, caller)]  # loaded already: no query per version
@@ -132,7 +132,7 @@ def get_model(name: str, session: SessionDep, caller: CallerDep) -> dict[str, An
 
 @router.get("/models/{name}/versions/{version}", summary="One model version, with its curve")
 def get_version(name: str, version: int, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
-    mv = _version_or_404(session, name, version, caller)
+    mv = version_or_404(session, name, version, caller)
     return version_dict(mv, _aliases_by_version(session, mv.model).get(mv.version))
 
 
@@ -145,8 +145,8 @@ def set_alias(
     name: str, alias: str, body: Annotated[AliasBody, Body()], session: SessionDep,
     caller: CallerDep,
 ) -> dict[str, Any]:
-    model = _model_or_404(session, name, caller)
-    mv = _version_or_404(session, name, body.version, caller)
+    model = model_or_404(session, name, caller)
+    mv = version_or_404(session, name, body.version, caller)
     if not (caller.is_admin or model.owner == caller.user or model.group in caller.groups):
         raise Problem(403, f"only {model.group!r} members can move aliases of {name!r}")
     try:
@@ -163,7 +163,7 @@ def set_alias(
 def download_model(
     name: str, version: int, session: SessionDep, caller: CallerDep, settings: SettingsDep
 ) -> Response:
-    mv = _version_or_404(session, name, version, caller)
+    mv = version_or_404(session, name, version, caller)
     store = ArtifactStore(settings.artifacts_dir)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:

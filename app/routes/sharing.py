@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict
 
 from app.deps import CallerDep, SessionDep
 from app.problems import Problem
-from core.registry import access, catalog
+from app.routes.ensembles import ensemble_or_404
+from app.routes.models import model_or_404, version_or_404
+from core.registry import access
 from core.registry.keys import Caller
 
 router = APIRouter(tags=["sharing"])
@@ -27,29 +29,6 @@ def _forbid(obj: Any, caller: Caller, what: str) -> None:
                       "may change it", slug="forbidden")
 
 
-def _model(session: Any, name: str, caller: Caller) -> Any:
-    model = catalog.get_model(session, name, caller)
-    if model is None:
-        raise Problem(404, f"no model {name!r}: GET /v1/models lists the models you can see",
-                      slug="model-not-found")
-    return model
-
-
-def _version(session: Any, name: str, version: int, caller: Caller) -> Any:
-    _model(session, name, caller)
-    mv = catalog.get_version(session, name, version, caller)
-    if mv is None:
-        raise Problem(404, f"model {name!r} has no version {version}", slug="model-not-found")
-    return mv
-
-
-def _ensemble(session: Any, ensemble_id: str, caller: Caller) -> Any:
-    ens = catalog.get_ensemble(session, ensemble_id, caller)
-    if ens is None:
-        raise Problem(404, f"no ensemble {ensemble_id!r}", slug="ensemble-not-found")
-    return ens
-
-
 def _in_use(exc: access.InUse) -> Problem:
     return Problem(409, str(exc), slug="in-use")
 
@@ -57,7 +36,7 @@ def _in_use(exc: access.InUse) -> Problem:
 @router.patch("/models/{name}", summary="Change a model's visibility (and its versions')")
 def patch_model(name: str, body: Annotated[VisibilityBody, Body()], session: SessionDep,
                 caller: CallerDep) -> dict[str, Any]:
-    model = _model(session, name, caller)
+    model = model_or_404(session, name, caller)
     _forbid(model, caller, f"model {name!r}")
     access.set_model_visibility(session, model, body.visibility)
     session.commit()
@@ -67,7 +46,7 @@ def patch_model(name: str, body: Annotated[VisibilityBody, Body()], session: Ses
 @router.delete("/models/{name}", status_code=204, response_class=Response,
                summary="Delete a model with all its versions and aliases")
 def delete_model(name: str, session: SessionDep, caller: CallerDep) -> Response:
-    model = _model(session, name, caller)
+    model = model_or_404(session, name, caller)
     _forbid(model, caller, f"model {name!r}")
     try:
         access.delete_model(session, model)
@@ -80,7 +59,7 @@ def delete_model(name: str, session: SessionDep, caller: CallerDep) -> Response:
 @router.delete("/models/{name}/versions/{version}", status_code=204, response_class=Response,
                summary="Delete one model version")
 def delete_version(name: str, version: int, session: SessionDep, caller: CallerDep) -> Response:
-    mv = _version(session, name, version, caller)
+    mv = version_or_404(session, name, version, caller)
     _forbid(mv, caller, f"{name}/{version}")
     try:
         access.delete_version(session, mv)
@@ -93,7 +72,7 @@ def delete_version(name: str, version: int, session: SessionDep, caller: CallerD
 @router.patch("/ensembles/{ensemble_id}", summary="Change an ensemble's visibility")
 def patch_ensemble(ensemble_id: str, body: Annotated[VisibilityBody, Body()],
                    session: SessionDep, caller: CallerDep) -> dict[str, Any]:
-    ens = _ensemble(session, ensemble_id, caller)
+    ens = ensemble_or_404(session, ensemble_id, caller)
     _forbid(ens, caller, f"ensemble {ensemble_id}")
     access.set_visibility(ens, body.visibility)
     session.commit()
@@ -103,7 +82,7 @@ def patch_ensemble(ensemble_id: str, body: Annotated[VisibilityBody, Body()],
 @router.delete("/ensembles/{ensemble_id}", status_code=204, response_class=Response,
                summary="Delete an ensemble (its file stays in the content store)")
 def delete_ensemble(ensemble_id: str, session: SessionDep, caller: CallerDep) -> Response:
-    ens = _ensemble(session, ensemble_id, caller)
+    ens = ensemble_or_404(session, ensemble_id, caller)
     _forbid(ens, caller, f"ensemble {ensemble_id}")
     access.delete_ensemble(session, ens)
     session.commit()
