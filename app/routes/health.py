@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
@@ -16,9 +16,6 @@ from core.registry.db import engine_for
 from core.settings import Settings
 
 router = APIRouter(tags=["health"])
-_cache: dict[str, Any] = {}
-
-
 def _database(settings: Settings) -> dict[str, Any]:
     try:
         with engine_for(settings.db_url).connect() as c:
@@ -54,12 +51,12 @@ def _broker_and_workers(settings: Settings, celery: Any) -> tuple[dict[str, Any]
 
 
 @router.get("/health", summary="Service health (no key needed)")
-async def health(settings: SettingsDep, celery: CeleryDep) -> dict[str, Any]:
+async def health(request: Request, settings: SettingsDep, celery: CeleryDep) -> dict[str, Any]:
     now = time.monotonic()
-    cached = _cache.get("workers")
+    cached = getattr(request.app.state, "health_workers", None)  # per app, not per process
     if cached is None or now - cached[0] > 5.0:
         cached = (now, await run_in_threadpool(_broker_and_workers, settings, celery))
-        _cache["workers"] = cached
+        request.app.state.health_workers = cached
     broker, workers = cached[1]
     database = await run_in_threadpool(_database, settings)
     ok = bool(database["ok"] and broker["ok"])
