@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from core.registry.store import sha256_file
+
 
 class SrflowError(Exception):
     """An error answer (problem+json) from the server, or a failed integrity check."""
@@ -168,7 +170,9 @@ class SrflowClient:
         """The version's zip (weights, config, metrics, model card) → ``dest``."""
         r = self._check(self.http.get(f"/v1/models/{name}/versions/{version}/download"))
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(r.content)
+        part = dest.with_name(dest.name + ".part")
+        part.write_bytes(r.content)
+        part.replace(dest)  # never a truncated zip under the final name
         return Download(dest, hashlib.sha256(r.content).hexdigest(), len(r.content))
 
     # ensembles
@@ -196,11 +200,7 @@ class SrflowClient:
             with part.open(mode) as f:
                 for chunk in r.iter_bytes():
                     f.write(chunk)
-        h = hashlib.sha256()
-        with part.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        got = h.hexdigest()
+        got = sha256_file(part)
         want_b64 = digest.removeprefix("sha-256=:").rstrip(":")
         ok = got == etag and base64.b64encode(bytes.fromhex(got)).decode() == want_b64
         if not ok:
