@@ -190,17 +190,21 @@ async def job_events(
     job_id: str,
     request: Request,
     settings: SettingsDep,
+    session: SessionDep,
     caller: CallerDep,
-    _visible: Annotated[Job, Depends(_visible_job)],
+    visible: Annotated[Job, Depends(_visible_job)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Events: ``progress`` (the operation, whenever it changes) and a final ``done``."""
     factory = session_factory(settings.db_url)
+    op = to_operation(visible)  # already loaded by the 404 check
+    # The request's session would hold a pooled connection for the whole stream (hours);
+    # each poll below opens and closes its own.
+    await run_in_threadpool(session.close)
 
     def load() -> Operation:
         with factory() as s:
             return to_operation(_job_or_404(s, job_id, caller))
 
-    op = await run_in_threadpool(load)
     last = None
     seq = 0
     while True:

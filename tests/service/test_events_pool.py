@@ -1,0 +1,29 @@
+"""A Server-Sent Events stream holds no pooled database connection between polls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from core.registry import jobs as rows
+from core.registry.db import engine_for, session_scope
+from core.registry.keys import Caller
+from core.settings import Settings
+
+KEY = "events-pool-admin-key"
+
+
+def test_event_stream_returns_the_request_connection(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, admin_key=KEY, sse_poll_s=60.0)  # no poll meanwhile
+    with TestClient(create_app(settings)) as c:
+        with session_scope(settings.db_url) as s:
+            rows.create_job(s, job_id="j1", kind="hmc", spec={}, queue="cpu",
+                            caller=Caller("admin", ("admin",), True, ""))
+        pool = engine_for(settings.db_url).pool
+        with c.stream("GET", "/v1/jobs/j1/events",
+                      headers={"Authorization": f"Bearer {KEY}"}) as r:
+            first = next(line for line in r.iter_lines() if line.startswith("data:"))
+            assert r.status_code == 200 and '"state":"queued"' in first.replace(" ", "")
+            assert pool.checkedout() == 0  # the stream still runs (queued job, never done)
