@@ -164,7 +164,12 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
     wall = time.perf_counter() - start
     if _cancel_requested(settings, job_id):
         return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
-    return _register(settings, job_id, token, result, wall, mon.latest, workdir, used)
+    try:
+        return _register(settings, job_id, token, result, wall, mon.latest, workdir, used)
+    except Exception as exc:  # else the row stays running and the reaper re-runs the job
+        log.exception("job %s: registering its outputs failed", job_id)
+        return _finish_plain(settings, job_id, token, "failed", mon.latest, None,
+                             error=(type(exc).__name__, f"registering the outputs failed: {exc}"))
 
 
 def _finish_plain(
