@@ -23,7 +23,7 @@ import torch
 
 from core.specs import TrainSpec
 from core.training.api import TrainOptions, train
-from core.training.gap import SolverGapError
+from core.flows.gap import SolverGapError
 
 
 @dataclass(frozen=True)

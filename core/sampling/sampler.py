@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from core.flows.gap import measure_baseline_gap, measure_gap
 from core.lattice.action import action
 from core.lattice.couplings import Couplings
 from core.lattice.observables import Estimate, summarize
@@ -120,8 +121,6 @@ def ode_consistency(flow: Any, phi_coarse: Tensor | None, generator: torch.Gener
                     n: int = 64) -> float:
     """max |Δ log q| between the model's solver and one with twice the steps (adaptive
     solvers: 100× tighter tolerances)."""
-    from core.training.gap import measure_baseline_gap, measure_gap  # training's monitor
-
     if phi_coarse is None:
         return measure_baseline_gap(flow, n, generator).log_q
     p = next(flow.parameters())

@@ -26,7 +26,7 @@ from core.lattice.couplings import Couplings
 from core.samplers.hmc import run_hmc
 from core.specs import TrainSpec
 from core.training.couplings import LearnableCouplings
-from core.training.gap import SolverGapError, measure_gap
+from core.flows.gap import SolverGapError, measure_gap
 from core.training.ir import IRConfig, IRSource
 from core.training.logz import LogZConfig
 from core.training.loss import ess_fraction

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from core.lattice.action import action
 from core.training.couplings import LearnableCouplings
-from core.training.gap import GapMeasure, measure_baseline_gap, measure_gap
+from core.flows.gap import GapMeasure, measure_baseline_gap, measure_gap
 from core.training.loss import LossTerms, reverse_kl
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from core.training.gap import GapMeasure, check_gap
+from core.flows.gap import GapMeasure, check_gap
 from core.training.problem import Matching
 
 Progress = Callable[[int, int, dict[str, Any]], None]

@@ -13,7 +13,7 @@ from core.flows.cnf import SolverConfig
 from core.flows.rg_flow import SuperResolvingFlow
 from core.lattice.couplings import Couplings
 from core.training.couplings import LearnableCouplings
-from core.training.gap import SolverGapError
+from core.flows.gap import SolverGapError
 from core.training.ir import IRConfig, IRSource
 from core.training.logz import LogZConfig
 from core.training.problem import Matching
@@ -60,7 +60,7 @@ def test_default_solver_keeps_gap_small() -> None:
 def test_reference_solver_is_finer_for_fixed_and_adaptive_methods() -> None:
     """2× steps for RK4; 100× tighter tolerances for dopri5 (whose step count is no setting:
     comparing it with itself would always report a zero gap)."""
-    from core.training.gap import reference_solver
+    from core.flows.gap import reference_solver
 
     assert reference_solver(SolverConfig("rk4", 8)) == SolverConfig("rk4", 16)
     ref = reference_solver(SolverConfig("dopri5", 8, rtol=1e-5, atol=1e-7))
