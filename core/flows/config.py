@@ -26,6 +26,8 @@ COUPLING_KEYS = (
     "couplings.fine_lam",
 )
 SOLVER_METHODS = ("rk4", "euler", "midpoint", "dopri5")
+HOLLOW_DEFAULT = (4, 16)
+"""(hollow_channels K, hollow_hidden) of :mod:`core.flows.hollow_field` by default."""
 
 
 def _code_version() -> str:
@@ -85,6 +87,9 @@ class FlowConfig(BaseModel):
     kernel ``kernel_size`` (2 = the block, or odd). ``baseline``: one full-lattice CNF on
     ``fine_L`` with a Gaussian prior; ``coarse_L`` and ``kernel_size`` are None, levels 0.
     ``theory`` holds the fine target couplings; learned couplings travel in the weights.
+    ``field``: "paper" (eq. 23) or "hollow" (eq. 23 plus Σ_k g_k(Ψ_x)·h_k(Ψ_{K(x)∖x}),
+    :mod:`core.flows.hollow_field`); ``base``: "plain" (eqs. 19-21) or "conditional"
+    (width and mean from the coarse field, :mod:`core.flows.conditional_noise`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -107,6 +112,10 @@ class FlowConfig(BaseModel):
     code_version: str = Field(default_factory=_code_version)
     parent: str | None = None
     learn_prior_sigma: bool = False
+    field: Literal["paper", "hollow"] = "paper"
+    base: Literal["plain", "conditional"] = "plain"
+    hollow_channels: Annotated[int, Field(ge=1, le=64, description="K")] = HOLLOW_DEFAULT[0]
+    hollow_hidden: Annotated[int, Field(ge=1, le=256)] = HOLLOW_DEFAULT[1]
 
     @field_validator("solver")
     @classmethod
@@ -115,7 +124,19 @@ class FlowConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> FlowConfig:
+        if self.field != "hollow" and (self.hollow_channels, self.hollow_hidden) != HOLLOW_DEFAULT:
+            raise ValueError("hollow_channels and hollow_hidden apply to field='hollow' only")
         if self.kind == "baseline":
+            if self.field != "paper":
+                raise ValueError(
+                    f"field={self.field!r} is defined for super-resolving levels only; "
+                    "a baseline flow uses field='paper'"
+                )
+            if self.base != "plain":
+                raise ValueError(
+                    f"base={self.base!r} is defined for super-resolving levels only; "
+                    "a baseline flow uses base='plain'"
+                )
             if self.method != "baseline":
                 raise ValueError(f"kind='baseline' needs method='baseline', got {self.method!r}")
             if self.levels != 0 or self.kernel_size is not None or self.coarse_L is not None:
@@ -169,6 +190,18 @@ def _field_shapes(prefix: str, classes: int, cfg: FlowConfig) -> dict[str, tuple
     }
 
 
+def _hollow_shapes(prefix: str, classes: int, cfg: FlowConfig) -> dict[str, tuple[int, ...]]:
+    k, hidden = cfg.hollow_channels, cfg.hollow_hidden  # core.flows.hollow_field
+    return {
+        f"{prefix}even_omega": (k - 1,),
+        f"{prefix}odd.omega": (k - 1,),
+        f"{prefix}weight_in": (classes - 1, k, hidden),
+        f"{prefix}weight_time": (hidden, cfg.n_time),
+        f"{prefix}bias": (hidden,),
+        f"{prefix}weight_out": (k, hidden),
+    }
+
+
 def parameter_shapes(config: FlowConfig) -> dict[str, tuple[int, ...]]:
     """Name → shape of every tensor ``model.safetensors`` must contain (no torch needed)."""
     shapes: dict[str, tuple[int, ...]] = {}
@@ -181,7 +214,13 @@ def parameter_shapes(config: FlowConfig) -> dict[str, tuple[int, ...]]:
         classes = local_class_count(config.dim, config.kernel_size)
         for i in range(config.levels):
             shapes[f"flow.levels.{i}.noise.log_sigma"] = ()
+            if config.base == "conditional":
+                shapes[f"flow.levels.{i}.noise.width_weight"] = (2,)
+                shapes[f"flow.levels.{i}.noise.mean_weight"] = ()
             shapes.update(_field_shapes(f"flow.levels.{i}.cnf.field.", classes, config))
+            if config.field == "hollow":
+                prefix = f"flow.levels.{i}.cnf.field.hollow."
+                shapes.update(_hollow_shapes(prefix, classes, config))
     for key in COUPLING_KEYS:
         shapes[key] = ()
     return shapes
