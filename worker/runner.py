@@ -250,7 +250,7 @@ def _register(
             }
             if "model.safetensors" not in files:
                 raise FileNotFoundError(f"train job {job_id} wrote no model.safetensors")
-            name = job.model_name or catalog.default_model_name(job.spec)
+            name = job.model_name or catalog.default_name_for(s, job)  # GROUP.theory
             fields = model_fields(job, mdir, summary, wall)
             if not jobs.finish(s, job_id, token, "succeeded", result=out, progress=progress):
                 s.rollback()

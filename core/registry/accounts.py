@@ -4,7 +4,8 @@ A key belongs to a user; the user's groups come from ``memberships`` (ordered: t
 group owns the objects the user creates). Keys made before a user row existed (the
 bootstrap ``SRFLOW_ADMIN_KEY``, ``srflow admin create-key --user``) keep the groups stored
 on the key. A key is shown once; afterwards only its prefix names it. Keys expire at
-``expires_at`` and stop working at once when revoked.
+``expires_at`` and stop working at once when revoked. A key issued through the API never
+outlives the key that asked for it (:func:`issue_key`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.registry.keys import Caller, NewKey, authenticate, create_key
@@ -89,15 +90,36 @@ def groups_of(session: Session, user: str) -> list[str]:
     return list(rows)
 
 
-def issue_key(session: Session, user: str, *, expires_at: datetime | None = None) -> NewKey:
-    """A new key for an existing user (shown once by the caller)."""
+def issue_key(session: Session, user: str, *, expires_at: datetime | None = None,
+              issuer: Caller | None = None) -> NewKey:
+    """A new key for an existing user (shown once by the caller).
+
+    ``issuer``: the caller whose key makes the request (None: the CLI on the server). A
+    key never outlives the key that issued it: the new key expires at the issuer's
+    ``expires_at`` at the latest (also when no expiry or a later one is asked for), and a
+    key that is revoked or expired by now issues nothing (403)."""
     row = session.get(User, user)
     if row is None:
         raise AccountError("name", f"no user {user!r}", status=404)
     if expires_at is not None and expires_at <= utcnow():
         raise AccountError("expires_at", "expires_at is in the past")
+    if issuer is not None:
+        bound = _issuing_key_expiry(session, issuer)
+        if bound is not None and (expires_at is None or expires_at > bound):
+            expires_at = bound
     return create_key(session, user=user, groups=groups_of(session, user),
                       is_admin=row.is_admin, expires_at=expires_at)
+
+
+def _issuing_key_expiry(session: Session, issuer: Caller) -> datetime | None:
+    """When the issuer's key expires (None: never); AccountError if it no longer works."""
+    key = key_by_prefix(session, issuer.prefix) if issuer.prefix else None
+    now = utcnow()
+    if key is None or key.revoked_at is not None or (
+            key.expires_at is not None and key.expires_at <= now):
+        raise AccountError("key", "the key making this request is revoked or expired: it "
+                           "cannot issue keys", status=403)
+    return key.expires_at
 
 
 def list_keys(session: Session, user: str) -> list[KeyInfo]:
@@ -119,6 +141,22 @@ def revoke_key(session: Session, prefix: str, caller: Caller | None) -> bool:
         row.revoked_at = utcnow()
     session.flush()
     return True
+
+
+def caller_for_user(session: Session, user: str, *, fallback_group: str) -> Caller:
+    """The rights ``user`` has now, without a key in hand (a worker acting for a job's
+    owner): groups from memberships (else ``fallback_group``, for users without a row),
+    admin if the user row says so or the user holds an active admin key."""
+    row = session.get(User, user)
+    groups = tuple(groups_of(session, user)) or (fallback_group,)
+    now = utcnow()
+    admin_key = session.scalar(
+        select(ApiKey.id).where(ApiKey.user == user, ApiKey.is_admin.is_(True),
+                                ApiKey.revoked_at.is_(None),
+                                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now))
+        .limit(1))
+    return Caller(user, groups, bool(row is not None and row.is_admin) or admin_key is not None,
+                  "")
 
 
 def resolve_caller(session: Session, key: str) -> Caller | None:

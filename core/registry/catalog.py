@@ -4,6 +4,11 @@ A model reference is ``NAME`` (its highest version), ``NAME/VERSION`` or ``NAME@
 Aliases are movable pointers (MLflow style, no stages). Registration happens in the
 caller's transaction, together with the job's conditional ``finish``, so a job that is
 cancelled, fails or loses a race registers nothing.
+
+Who may add a version to a model is decided when the version is created
+(:func:`core.registry.naming.model_for_new_version`, called by
+:func:`register_model_version` and by uploads), so every path follows the same rule;
+checks made earlier (at submit) only give an early answer.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.registry.access import can_see
+from core.registry.accounts import caller_for_user
 from core.registry.jobs import visible_to
 from core.registry.keys import Caller
 from core.registry.models import (
@@ -27,9 +33,21 @@ from core.registry.models import (
     RegisteredModel,
     utcnow,
 )
+from core.registry.naming import (  # re-exported: callers know them as catalog.*
+    NAME_RE,
+    NameRefused,
+    default_model_name,
+    default_name_for,
+    model_for_new_version,
+    version_visibility,
+    writable_model,
+)
 from core.registry.store import Blob
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+__all__ = ["ALIAS_RE", "NAME_RE", "ModelRef", "NameRefused", "default_model_name",
+           "default_name_for", "model_for_new_version", "parse_ref", "register_ensemble",
+           "register_model_version", "resolve", "writable_model"]
+
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
@@ -59,13 +77,6 @@ def parse_ref(ref: str) -> ModelRef:
             f"{parsed.name!r} is not a model name (letters, digits, '.', '_', '+', '-')"
         )
     return parsed
-
-
-def default_model_name(spec: dict[str, Any]) -> str:
-    return (
-        f"{spec.get('method', 'ir')}-d{spec['dim']}-L{spec['L']}"
-        f"-k{spec['kappa']:g}-l{spec['lam']:g}"
-    )
 
 
 def get_model(session: Session, name: str, caller: Caller | None) -> RegisteredModel | None:
@@ -176,16 +187,12 @@ def register_model_version(
 ) -> ModelVersion:
     """Add the next version of model ``name`` (created if new) in the caller's transaction.
 
+    The job's owner must be allowed to add to ``name`` now (:func:`writable_model`, with
+    the owner's current groups): NameRefused otherwise, whatever was checked at submit.
     ``fields`` holds the ModelVersion columns (theory, method, config, metrics, ...)."""
-    if not NAME_RE.match(name):
-        raise ValueError(f"{name!r} is not a model name")
-    model = session.scalar(select(RegisteredModel).where(RegisteredModel.name == name))
-    if model is None:
-        model = RegisteredModel(
-            name=name, owner=job.owner, group=job.group, visibility=job.visibility
-        )
-        session.add(model)
-        session.flush()
+    owner = caller_for_user(session, job.owner, fallback_group=job.group)
+    model = model_for_new_version(session, name, owner, group=job.group,
+                                  visibility=job.visibility)
     last = session.scalar(
         select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
     )
@@ -196,7 +203,7 @@ def register_model_version(
         job_id=job.id,
         owner=job.owner,
         group=job.group,
-        visibility=job.visibility,
+        visibility=version_visibility(job.visibility, model),
         sha256=weights.sha256,
         size=sum(b.size for b in files.values()),
         files={k: {"sha256": b.sha256, "size": b.size} for k, b in files.items()},

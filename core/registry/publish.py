@@ -13,39 +13,36 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import __version__
-from core.registry.access import can_see, may_curate
-from core.registry.catalog import NAME_RE
 from core.registry.keys import Caller
 from core.registry.models import ACTION_CONVENTION, ModelVersion, RegisteredModel, utcnow
+from core.registry.naming import (
+    NameRefused,
+    model_for_new_version,
+    version_visibility,
+    writable_model,
+)
 from core.registry.store import ArtifactStore
 from core.registry.uploads import UploadError, ValidatedFlow
 
 
 def check_target(session: Session, name: str, caller: Caller) -> RegisteredModel | None:
     """The existing model ``name`` the caller may add versions to, or None if new.
-    UploadError 409 if the name belongs to someone else, 403 if visible but not theirs."""
-    if not NAME_RE.match(name):
-        raise UploadError("name", f"name={name!r}: letters, digits, '.', '_', '+', '-'")
-    model = session.scalar(select(RegisteredModel).where(RegisteredModel.name == name))
-    if model is None:
-        return None
-    if not can_see(model, caller):
-        raise UploadError("name", f"the model name {name!r} is taken: choose another", 409)
-    if not may_curate(model, caller):
-        raise UploadError("name", f"only members of {model.group!r} may add versions to "
-                          f"{name!r}", 403)
-    return model
+    UploadError 404 if the caller cannot see the model (not confirmed to exist), 403 if
+    visible but not theirs or a name reserved to another group (:func:`writable_model`)."""
+    try:
+        return writable_model(session, name, caller)
+    except NameRefused as exc:
+        raise UploadError("name", exc.message, exc.status) from None
 
 
 def register_upload(session: Session, store: ArtifactStore, *, name: str, caller: Caller,
                     visibility: str, flow: ValidatedFlow) -> ModelVersion:
     """Store the files and add the version (no commit: the caller commits)."""
-    model = check_target(session, name, caller)
-    if model is None:
-        model = RegisteredModel(name=name, owner=caller.user, group=caller.group,
-                                visibility=visibility)
-        session.add(model)
-        session.flush()
+    try:  # the rule every new version follows, whichever path made it
+        model = model_for_new_version(session, name, caller, group=caller.group,
+                                      visibility=visibility)
+    except NameRefused as exc:
+        raise UploadError("name", exc.message, exc.status) from None
     blobs = {n: store.put_file(p) for n, p in sorted(flow.paths.items())}
     last = session.scalar(select(func.max(ModelVersion.version))
                           .where(ModelVersion.model_id == model.id))
@@ -68,7 +65,7 @@ def register_upload(session: Session, store: ArtifactStore, *, name: str, caller
         device=_str(flow.config_json.get("device")),
         wall_time_s=_float(m.get("wall_time_s", m.get("seconds"))),
         parent=cfg.parent, job_id=None, owner=caller.user, group=model.group,
-        visibility=visibility, sha256=flow.sha256,
+        visibility=version_visibility(visibility, model), sha256=flow.sha256,
         size=sum(b.size for b in blobs.values()),
         files={k: {"sha256": b.sha256, "size": b.size} for k, b in blobs.items()},
         create_time=utcnow(),

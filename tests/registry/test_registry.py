@@ -207,4 +207,4 @@ def test_model_versions_aliases_and_references(s: Session, tmp_path: Path) -> No
     found = catalog.search_versions(s, ALICE, dim=2, kappa_min=0.2, kappa_max=0.3, min_ess=0.5)
     assert [v.version for v in found] == [2]
     assert catalog.default_model_name({"method": "ir", "dim": 2, "L": 8, "kappa": 0.25,
-                                       "lam": 0.01}) == "ir-d2-L8-k0.25-l0.01"
+                                       "lam": 0.01}, "lab-a") == "lab-a.ir-d2-L8-k0.25-l0.01"
