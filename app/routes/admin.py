@@ -1,7 +1,8 @@
 """/v1/groups, /v1/users, /v1/keys: accounts (admins), and a user's own keys.
 
 A key is returned once, at creation; afterwards its ``prefix`` names it (listing,
-revocation). Keys may expire (``expires_at`` or ``expires_in_days``).
+revocation). Keys may expire (``expires_at`` or ``expires_in_days``); a key issued here
+expires no later than the key that asked for it (docs/sharing.md).
 """
 
 from __future__ import annotations
@@ -127,11 +128,12 @@ def issue_key(name: str, session: SessionDep, caller: CallerDep,
     if body.expires_in_days is not None:
         expires = utcnow() + timedelta(days=body.expires_in_days)
     try:
-        new = accounts.issue_key(session, name, expires_at=expires)
+        new = accounts.issue_key(session, name, expires_at=expires, issuer=caller)
     except accounts.AccountError as exc:
         raise _problem(exc) from None
     session.commit()
-    return {"key": new.key, "prefix": new.prefix, "user": name, "expires_at": _t(expires),
+    return {"key": new.key, "prefix": new.prefix, "user": name,
+            "expires_at": _t(new.expires_at),  # never after the issuing key's expiry
             "note": "the key is shown once: store it now; the prefix names it later"}
 
 

@@ -46,13 +46,23 @@ def worker_command(queues: str, concurrency: int, hostname: str | None, loglevel
     return cmd
 
 
+ADMIN_KEY_FILE = "admin-key"
+
+
 def _first_key(settings: Settings) -> None:
+    """Make the first admin key on a fresh server. The key goes to ``<data_dir>/admin-key``
+    (mode 0600), never to stderr: a container's logs are read by more people than its data
+    volume. Only the file's path is printed."""
     from core.registry.db import session_scope, upgrade
-    from core.registry.keys import any_key, create_key
+    from core.registry.keys import any_key, create_key, ensure_key
 
     upgrade(settings.db_url)
     if settings.admin_key is not None:
-        print("srflow: SRFLOW_ADMIN_KEY is a working admin key", file=sys.stderr)
+        with session_scope(settings.db_url) as s:
+            works = ensure_key(s, settings.admin_key.get_secret_value())
+        print("srflow: SRFLOW_ADMIN_KEY is a working admin key" if works else
+              "srflow: SRFLOW_ADMIN_KEY was revoked (it stays revoked); set a new one",
+              file=sys.stderr)
         return
     with session_scope(settings.db_url) as s:
         if any_key(s):
@@ -60,7 +70,13 @@ def _first_key(settings: Settings) -> None:
                   file=sys.stderr)
             return
         new = create_key(s, user="admin", groups=["default"], is_admin=True)
-    print(f"srflow: first admin key (shown once, keep it): {new.key}", file=sys.stderr)
+        path = settings.root / ADMIN_KEY_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), 0o600)  # also if the file existed with wider rights
+            fh.write(new.key + "\n")
+    print(f"srflow: first admin key written to {path} (mode 0600; read it, keep it, delete "
+          "the file)", file=sys.stderr)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,12 +19,14 @@ from sqlalchemy.orm import Session
 from core.registry.models import ApiKey, utcnow
 
 KEY_PREFIX = "srf_"
+log = logging.getLogger("srflow.registry")
 
 
 @dataclass(frozen=True)
 class NewKey:
     key: str  # shown once
     prefix: str
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -75,19 +78,26 @@ def create_key(
         )
     )
     session.flush()
-    return NewKey(key, prefix)
+    return NewKey(key, prefix, expires_at)
 
 
-def ensure_key(session: Session, key: str, *, user: str = "admin") -> None:
-    """Make ``key`` a working admin key (idempotent; used for ``SRFLOW_ADMIN_KEY``)."""
+def ensure_key(session: Session, key: str, *, user: str = "admin") -> bool:
+    """Make ``key`` an admin key if it is new (idempotent; used for ``SRFLOW_ADMIN_KEY``).
+    A key that was revoked stays revoked (a restart must not undo a revocation): False
+    then, True if the key works."""
     prefix = split_prefix(key) or hash_key(key)[:8]
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if row is None:
         create_key(session, user=user, groups=["default"], is_admin=True, key=key)
-    elif not hmac.compare_digest(row.key_hash, hash_key(key)):
+        return True
+    if not hmac.compare_digest(row.key_hash, hash_key(key)):
         raise ValueError(f"a different key with prefix {prefix} exists; choose another key")
-    else:
-        row.revoked_at, row.is_admin = None, True
+    if row.revoked_at is not None:
+        log.warning("SRFLOW_ADMIN_KEY %s was revoked and stays revoked: set a new key",
+                    prefix)
+        return False
+    row.is_admin = True
+    return True
 
 
 def authenticate(session: Session, key: str) -> Caller | None:
