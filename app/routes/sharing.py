@@ -33,14 +33,30 @@ def _in_use(exc: access.InUse) -> Problem:
     return Problem(409, str(exc), slug="in-use")
 
 
-@router.patch("/models/{name}", summary="Change a model's visibility (and its versions')")
+@router.patch("/models/{name}", summary="Change a model's visibility (and that of your "
+              "versions in it; others' versions are only narrowed)")
 def patch_model(name: str, body: Annotated[VisibilityBody, Body()], session: SessionDep,
                 caller: CallerDep) -> dict[str, Any]:
     model = model_or_404(session, name, caller)
     _forbid(model, caller, f"model {name!r}")
-    access.set_model_visibility(session, model, body.visibility)
+    access.set_model_visibility(session, model, body.visibility, caller)
     session.commit()
     return {"name": name, "visibility": model.visibility}
+
+
+@router.patch("/models/{name}/versions/{version}",
+              summary="Change one version's visibility (at most its model's)")
+def patch_version(name: str, version: int, body: Annotated[VisibilityBody, Body()],
+                  session: SessionDep, caller: CallerDep) -> dict[str, Any]:
+    mv = version_or_404(session, name, version, caller)
+    _forbid(mv, caller, f"{name}/{version}")
+    try:
+        access.set_version_visibility(mv, body.visibility)
+    except ValueError as exc:
+        raise Problem(409, str(exc), slug="wider-than-model",
+                      errors=[{"field": "visibility", "message": str(exc)}]) from None
+    session.commit()
+    return {"name": name, "version": mv.version, "visibility": mv.visibility}
 
 
 @router.delete("/models/{name}", status_code=204, response_class=Response,

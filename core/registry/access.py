@@ -4,7 +4,9 @@
   objects, ``group`` objects of their groups and ``public`` ones. What a caller cannot
   see does not exist for them: every route answers 404, never 403.
 - **curate** (move an alias): the owner, an admin, or a member of the object's group.
-- **modify** (change visibility, delete, cancel): the owner or an admin.
+- **modify** (change visibility, delete, cancel): the owner or an admin. A model's
+  visibility change never widens a version owned by someone else
+  (:func:`set_model_visibility`).
 
 A caller who can see an object but not change it gets 403.
 """
@@ -27,7 +29,7 @@ from core.registry.models import (
 )
 
 __all__ = ["delete_ensemble", "delete_model", "delete_version", "may_curate", "may_modify",
-           "set_visibility", "visible_to"]
+           "set_model_visibility", "set_version_visibility", "set_visibility", "visible_to"]
 
 
 def may_modify(obj: Any, caller: Caller) -> bool:
@@ -50,12 +52,35 @@ def set_visibility(obj: Any, visibility: str) -> None:
     obj.visibility = visibility
 
 
-def set_model_visibility(session: Session, model: RegisteredModel, visibility: str) -> None:
-    """The model and every version of it."""
+def set_model_visibility(session: Session, model: RegisteredModel, visibility: str,
+                         caller: Caller) -> None:
+    """The model takes ``visibility``; so do the versions the caller owns. Every other
+    version is only ever narrowed: it ends at the narrower of its own visibility and the
+    model's new one (never widened: another member's private version stays private when
+    the model goes public). Each version's owner (or an admin) widens a version with
+    :func:`set_version_visibility`."""
     set_visibility(model, visibility)
-    session.execute(update(ModelVersion).where(ModelVersion.model_id == model.id)
-                    .values(visibility=visibility).execution_options(synchronize_session=False))
+    rank = VISIBILITIES.index(visibility)
+    wider = VISIBILITIES[rank + 1:]  # private < group < public
+    for stmt in (update(ModelVersion).where(ModelVersion.model_id == model.id,
+                                            ModelVersion.owner == caller.user),
+                 update(ModelVersion).where(ModelVersion.model_id == model.id,
+                                            ModelVersion.visibility.in_(wider))):
+        session.execute(stmt.values(visibility=visibility)
+                        .execution_options(synchronize_session="fetch"))  # loaded ones too
     session.flush()
+
+
+def set_version_visibility(version: ModelVersion, visibility: str) -> None:
+    """One version (its owner or an admin; the route checks). A version may not be more
+    visible than its model: that would list it in searches under a name that answers 404."""
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility={visibility!r}: use private, group or public")
+    bound = version.model.visibility
+    if VISIBILITIES.index(visibility) > VISIBILITIES.index(bound):
+        raise ValueError(f"model {version.model.name!r} is {bound}: a version cannot be more "
+                         f"visible than its model (its owner can PATCH the model first)")
+    version.visibility = visibility
 
 
 class InUse(ValueError):
