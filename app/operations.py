@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.registry.models import FINAL_STATES, Job
+from core.registry.redact import redact
 
 # google.rpc.Code values used in Operation.error
 CODE = {"failed": 13, "cancelled": 1}
@@ -66,7 +67,7 @@ def to_operation(job: Job) -> Operation:
     elif job.status == "failed":
         op.error = OperationError(
             code=CODE["failed"],
-            message=job.error_message or "the job failed",
+            message=redact(job.error_message) or "the job failed",  # rows from before
             details=[{"type": job.error_type or "Error"}],
         )
     elif job.status == "cancelled":

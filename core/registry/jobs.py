@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.registry.keys import Caller
 from core.registry.models import Job, utcnow
+from core.registry.redact import redact
 
 
 def visible_to(model: Any, caller: Caller | None) -> ColumnElement[bool]:
@@ -170,7 +171,7 @@ def finish(
         "status": status,
         "result": result,
         "error_type": error_type,
-        "error_message": error_message,
+        "error_message": redact(error_message),  # the group reads it: no paths
         "end_time": now,
         "update_time": now,
     }
