@@ -179,12 +179,18 @@ def run_train_job(
 ) -> JobResult:
     """Train (or resume from ``workdir/checkpoint``) and save the model to ``workdir/model``."""
     from core.training.api import train
+    from core.training.grow import grow_config, should_grow, train_grown
     from core.training.warm import WarmStartError
 
     resolve_device(spec.device)
     try:
-        result = train(spec, workdir=workdir, progress=_adapter(progress, "train"),
-                       should_stop=should_stop, init_dir=init_dir)
+        if should_grow(spec, init_dir):
+            result = train_grown(spec, workdir=workdir, progress=_adapter(progress, "train"),
+                                 should_stop=should_stop, init_dir=init_dir,
+                                 grow=grow_config(spec))
+        else:
+            result = train(spec, workdir=workdir, progress=_adapter(progress, "train"),
+                           should_stop=should_stop, init_dir=init_dir)
     except WarmStartError as err:
         raise JobError(f"init_from={spec.init_from!r}: {err}") from err
     if result.stopped == "cancelled":

@@ -41,6 +41,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-samples", type=int, default=None,
                    help="fresh proposals for the final ESS/N (default 4096)")
     p.add_argument("--init-from", type=Path, default=None, help="warm start: a model directory")
+    p.add_argument("--no-grow", action="store_true",
+                   help="train every level at once instead of level by level (L > 2·coarse_L)")
+    p.add_argument("--lower-lr-factor", type=float, default=None,
+                   help="grow: lr of the inherited levels relative to the new one (0 freezes)")
+    p.add_argument("--field", default="paper", help="vector field: paper (eq. 23) or hollow")
+    p.add_argument("--base", default="plain", help="block noise: plain or conditional")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -54,6 +60,8 @@ def _train_spec(args: argparse.Namespace) -> TrainSpec:
         kernel_size=args.kernel_size, solver_steps=args.solver_steps,
         langevin_therm=args.langevin_therm, eval_samples=args.eval_samples,
         init_from=None if args.init_from is None else str(args.init_from),
+        grow=not args.no_grow, lower_lr_factor=args.lower_lr_factor, field=args.field,
+        base=args.base,
     )
 
 

@@ -21,12 +21,12 @@ from typing import Any
 import torch
 
 from core.flows.config import FlowConfig, TheoryConfig
+from core.flows.gap import SolverGapError, measure_gap
 from core.flows.rg_flow import build_flow
 from core.lattice.couplings import Couplings
 from core.samplers.hmc import run_hmc
 from core.specs import TrainSpec
 from core.training.couplings import LearnableCouplings
-from core.flows.gap import SolverGapError, measure_gap
 from core.training.ir import IRConfig, IRSource
 from core.training.logz import LogZConfig
 from core.training.loss import ess_fraction
@@ -59,6 +59,10 @@ class TrainOptions:
     checkpoint_minutes: float = 3.0
     eval_samples: int = 4096  # the final ESS/N uses ≥ 4096 by default; tests use fewer
     uv_between: int = 2
+    lower_levels: int = 0  # grown stacks (core.training.grow): levels trained at a reduced lr
+    lower_lr_factor: float = 1.0
+    plateau_window: int | None = None
+    plateau_gain: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ def flow_config(spec: TrainSpec, parent: str | None = None) -> FlowConfig:
         n_freq=spec.n_freq or (30 if baseline else 11), n_time=spec.n_time,
         bond_freq=spec.bond_freq, bond_time=spec.bond_time,
         solver={"method": spec.solver, "steps": spec.solver_steps}, dtype=spec.dtype,
+        field=spec.field, base=spec.base,
         theory=TheoryConfig(kappa=spec.kappa, lam=spec.lam), method=spec.method, seed=spec.seed,
         parent=parent if parent is not None else spec.init_from)
 
@@ -120,7 +125,8 @@ def build_problem(spec: TrainSpec, opts: TrainOptions, gens: dict[str, torch.Gen
                   init: WarmStart | None = None) -> tuple[Matching, FlowConfig]:
     # the registry reference (spec.init_from) names the parent; a bare directory only when
     # there is none (CLI use), so no worker scratch path travels inside config.json
-    config = flow_config(spec, parent=spec.init_from or (None if init is None else init.parent))
+    recorded = None if init is None else (init.parent or None)
+    config = flow_config(spec, parent=spec.init_from or recorded)
     flow = build_flow(config)
     dtype = torch.float32 if spec.dtype == "float32" else torch.float64
     coarse, fine = _couplings(spec)
@@ -192,11 +198,14 @@ def _fine_action(problem: Matching, phi: torch.Tensor) -> torch.Tensor:
 
 def train(spec: TrainSpec, *, workdir: Path, progress: Progress | None = None,
           should_stop: Callable[[], bool] | None = None,
-          options: TrainOptions | None = None, init_dir: Path | None = None) -> TrainResult:
+          options: TrainOptions | None = None, init_dir: Path | None = None,
+          record_init_dir: bool = True) -> TrainResult:
     """Train (or resume) the flow the spec describes; save it to ``workdir/model``.
 
     ``init_dir``: a parent model (core.io.flow_files) whose level weights, σ_θ and learned
-    couplings seed this run (core.training.warm); the saved config records it as parent."""
+    couplings seed this run (core.training.warm); the saved config records it as parent
+    (``record_init_dir=False``: only ``spec.init_from`` is recorded — a grown stack's
+    intermediate stages are scratch directories, not parents)."""
     from core.io.flow_files import save_flow
 
     opts = with_spec_overrides(options or TrainOptions(), spec)
@@ -205,6 +214,8 @@ def train(spec: TrainSpec, *, workdir: Path, progress: Progress | None = None,
     gens = {k: torch.Generator(device=spec.device).manual_seed(spec.seed * 7919 + i)
             for i, k in enumerate(GENERATORS)}
     init = load_warm_start(Path(init_dir), spec) if init_dir is not None else None
+    if init is not None and not record_init_dir:
+        init.parent = spec.init_from or ""
     problem, config = build_problem(spec, opts, gens, init)
     lr = spec.lr if spec.lr is not None else (5e-3 if spec.method == "baseline" else 0.01)
     tcfg = TrainerConfig(steps=spec.steps, lr=lr, lr_decay=spec.lr_decay,
@@ -212,7 +223,9 @@ def train(spec: TrainSpec, *, workdir: Path, progress: Progress | None = None,
                          gap_every=opts.gap_every, gap_threshold=opts.gap_threshold,
                          checkpoint_every=opts.checkpoint_every,
                          checkpoint_minutes=opts.checkpoint_minutes,
-                         coupling_lr=opts.coupling_lr)
+                         coupling_lr=opts.coupling_lr, lower_levels=opts.lower_levels,
+                         lower_lr_factor=opts.lower_lr_factor,
+                         plateau_window=opts.plateau_window, plateau_gain=opts.plateau_gain)
     ckpt = workdir / "checkpoint.pt"
     trainer = Trainer(problem, tcfg, gens, checkpoint=ckpt, progress=progress,
                       should_stop=should_stop)

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from core.flows.gap import GapMeasure, measure_baseline_gap, measure_gap
 from core.lattice.action import action
 from core.training.couplings import LearnableCouplings
-from core.flows.gap import GapMeasure, measure_baseline_gap, measure_gap
 from core.training.loss import LossTerms, reverse_kl
 
 

@@ -51,6 +51,10 @@ class TrainerConfig:
     checkpoint_minutes: float = 3.0
     grad_clip: float | None = None
     coupling_lr: float | None = None  # None: same as lr (Adam moves κ by ~lr per step)
+    lower_levels: int = 0  # grown stacks: the first levels, trained at lr·lower_lr_factor
+    lower_lr_factor: float = 1.0  # 0 freezes them (gradients still flow through to κ_L)
+    plateau_window: int | None = None  # stop once the windowed mean ESS/N stops rising
+    plateau_gain: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,20 @@ class Trainer:
         self.checkpoint_path = checkpoint
         self.progress, self.should_stop = progress, should_stop
         coupling_ids = {id(p) for c in (problem.coarse, problem.fine) for p in c.parameters()}
+        lower_ids = _lower_level_ids(problem, config.lower_levels)
+        if config.lower_levels and config.lower_lr_factor == 0.0:
+            for p in problem.parameters():
+                if id(p) in lower_ids:
+                    p.requires_grad_(False)
         flow_params = [p for p in problem.parameters()
-                       if p.requires_grad and id(p) not in coupling_ids]
+                       if p.requires_grad and id(p) not in coupling_ids | lower_ids]
+        lower_params = [p for p in problem.parameters()
+                        if p.requires_grad and id(p) in lower_ids]
         coupling_params = [p for p in problem.parameters()
                            if p.requires_grad and id(p) in coupling_ids]
         groups: list[dict[str, Any]] = [{"params": flow_params}] if flow_params else []
+        if lower_params:
+            groups.append({"params": lower_params, "lr": config.lr * config.lower_lr_factor})
         if coupling_params:
             lr_c = config.lr if config.coupling_lr is None else config.coupling_lr
             groups.append({"params": coupling_params, "lr": lr_c})
@@ -161,6 +174,12 @@ class Trainer:
             recent = [r.ess for r in self.curve[-cfg.ess_window:]]
             if sum(recent) / len(recent) >= cfg.target_ess:
                 return "target_ess"
+        if cfg.plateau_window is not None and len(self.curve) >= 2 * cfg.plateau_window:
+            w = cfg.plateau_window
+            last = sum(r.ess for r in self.curve[-w:]) / w
+            before = sum(r.ess for r in self.curve[-2 * w:-w]) / w
+            if last - before <= cfg.plateau_gain:
+                return "plateau"
         if self.should_stop is not None and self.should_stop():
             return "cancelled"
         return None
@@ -240,6 +259,14 @@ class Trainer:
         self.elapsed = saved + time.perf_counter() - started
         self.save_checkpoint()
         self.elapsed = saved
+
+
+def _lower_level_ids(problem: Matching, count: int) -> set[int]:
+    """ids of the parameters of the first ``count`` levels of a super-resolving stack."""
+    levels = getattr(problem.flow, "levels", None)
+    if count <= 0 or levels is None:
+        return set()
+    return {id(p) for level in list(levels)[:count] for p in level.parameters()}
 
 
 def _current_coarse(problem: Matching) -> torch.Tensor:

@@ -29,7 +29,8 @@ from core.specs import TrainSpec
 from core.training.couplings import LearnableCouplings
 
 ARCHITECTURE = ("kind", "dim", "coarse_L", "kernel_size", "n_freq", "n_time", "bond_freq",
-                "bond_time", "learn_prior_sigma")
+                "bond_time", "learn_prior_sigma", "field", "base", "hollow_channels",
+                "hollow_hidden")
 
 
 class WarmStartError(ValueError):

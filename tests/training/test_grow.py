@@ -1,0 +1,104 @@
+"""Growing a stack level by level (core.training.grow): stages, frozen or slowed lower
+levels, resume after a cancel (bit-exact), growing a trained parent, and the pipeline's
+default. Tiny flows (F = 3, D = 2, bond 3, 4 RK4 steps); plumbing, not physics."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core.io.flow_files import load_flow
+from core.specs import TrainSpec
+from core.training.api import TrainOptions, train
+from core.training.grow import GrowConfig, should_grow, stage_sizes, train_grown
+from core.training.logz import LogZConfig
+
+OPTS = TrainOptions(langevin_therm=200, langevin_between=20, eval_samples=128,
+                    logz=LogZConfig(n_configs=200, chains=10, n_therm=20), gap_every=2,
+                    checkpoint_every=1)
+
+
+def _spec(**kw: object) -> TrainSpec:
+    base = dict(dim=2, L=16, kappa=0.22, lam=0.01, steps=3, batch=8, n_freq=3, n_time=2,
+                bond_freq=3, bond_time=3, solver_steps=4)
+    base.update(kw)
+    return TrainSpec(**base)  # type: ignore[arg-type]
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def test_stages_train_one_level_more_each(tmp_path: Path) -> None:
+    spec = _spec(L=32)
+    assert stage_sizes(spec) == [8, 16, 32] and should_grow(spec)
+    seen: list[float] = []
+    res = train_grown(spec, workdir=tmp_path, options=OPTS,
+                      progress=lambda step, total, m: seen.append(m["L"]))
+    assert res.model_dir == tmp_path / "model" and res.steps == 9 and res.stopped == "steps"
+    metrics = json.loads((res.model_dir / "metrics.json").read_text())
+    assert [g["L"] for g in metrics["grow"]] == [8, 16, 32]
+    assert [g["levels"] for g in metrics["grow"]] == [1, 2, 3]
+    assert sorted(set(seen)) == [8.0, 16.0, 32.0]
+    loaded = load_flow(res.model_dir)
+    assert loaded.config.fine_L == 32 and loaded.config.levels == 3
+    assert loaded.config.parent is None  # scratch stage directories are not parents
+    # κ_L carries over: stage 2 starts where stage 1 ended, so it differs from the spec's
+    assert metrics["grow"][0]["coarse_kappa"] != 0.22
+
+
+def test_frozen_lower_levels_keep_their_weights(tmp_path: Path) -> None:
+    spec = _spec()
+    res = train_grown(spec, workdir=tmp_path / "f", options=OPTS,
+                      grow=GrowConfig(lower_lr_factor=0.0))
+    first = _weights(tmp_path / "f" / "stage-L8" / "model")
+    final = _weights(res.model_dir)
+    level0 = [k for k in first if k.startswith("flow.levels.0.")]
+    assert level0 and all(torch.equal(first[k], final[k]) for k in level0)
+    assert not torch.equal(final["flow.levels.1.cnf.field.weight_space"],
+                           final["flow.levels.0.cnf.field.weight_space"])
+    slow = train_grown(spec, workdir=tmp_path / "s", options=OPTS,
+                       grow=GrowConfig(lower_lr_factor=0.2))
+    moved = _weights(slow.model_dir)
+    assert any(not torch.equal(first[k], moved[k]) for k in level0)
+
+
+def test_cancel_then_resume_is_bit_exact(tmp_path: Path) -> None:
+    spec = _spec(steps=4)
+    whole = train_grown(spec, workdir=tmp_path / "a", options=OPTS)
+    calls = {"n": 0}
+
+    def stop() -> bool:  # cancel in the second stage, after its second step
+        calls["n"] += 1
+        return calls["n"] == 8
+
+    part = train_grown(spec, workdir=tmp_path / "b", options=OPTS, should_stop=stop)
+    assert part.stopped == "cancelled" and not (tmp_path / "b" / "model").exists()
+    assert (tmp_path / "b" / "stage-L8" / "stage.json").is_file()
+    again = train_grown(spec, workdir=tmp_path / "b", options=OPTS)
+    a, b = _weights(whole.model_dir), _weights(again.model_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert again.ess == whole.ess
+
+
+def test_a_trained_stack_grows_into_a_larger_lattice(tmp_path: Path) -> None:
+    parent = train(_spec(L=16, grow=False), workdir=tmp_path / "p", options=OPTS)
+    spec = _spec(L=64)
+    assert stage_sizes(spec, parent_levels=2) == [32, 64]
+    res = train_grown(spec, workdir=tmp_path / "c", options=OPTS, init_dir=parent.model_dir)
+    metrics = json.loads((res.model_dir / "metrics.json").read_text())
+    assert [g["L"] for g in metrics["grow"]] == [32, 64]
+    pw, cw = _weights(parent.model_dir), _weights(res.model_dir)
+    assert cw["flow.levels.3.noise.log_sigma"].shape == pw["flow.levels.1.noise.log_sigma"].shape
+    # a parent with every level is fine-tuned, not grown
+    assert not should_grow(_spec(L=16), parent.model_dir)
+    with pytest.raises(ValueError, match="nothing to grow"):
+        train_grown(_spec(L=16), workdir=tmp_path / "d", options=OPTS,
+                    init_dir=parent.model_dir)
+
+
+def test_pipeline_grows_by_default_and_opts_out(tmp_path: Path) -> None:
+    assert should_grow(_spec(L=16)) and not should_grow(_spec(L=16, grow=False))
+    assert not should_grow(_spec(L=8)) and not should_grow(_spec(method="baseline", L=8))
