@@ -15,6 +15,8 @@ _EXPORTS = {
     "SolverConfig": "core.flows.cnf",
     "CNF": "core.flows.cnf",
     "BlockNoise": "core.flows.noise",
+    "ConditionalBlockNoise": "core.flows.conditional_noise",
+    "HollowVectorField": "core.flows.hollow_field",
     "upsample": "core.flows.upsample",
     "downsample": "core.flows.upsample",
     "SuperResolvingLevel": "core.flows.rg_flow",

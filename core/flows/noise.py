@@ -71,9 +71,14 @@ class BlockNoise(nn.Module):
         self.log_sigma.fill_(math.log(std))
         return std
 
-    def sample(self, coarse_shape: torch.Size | tuple[int, ...], generator: torch.Generator,
-               ) -> NoiseSample:
-        """Draw ζ for coarse fields of shape ``(B, L, ..., L)``; ζ has the fine shape."""
+    def sample(
+        self,
+        coarse_shape: torch.Size | tuple[int, ...],
+        generator: torch.Generator,
+        coarse: Tensor | None = None,
+    ) -> NoiseSample:
+        """Draw ζ for coarse fields of shape ``(B, L, ..., L)``; ζ has the fine shape.
+        ``coarse`` (the field φ) is ignored here; :mod:`core.flows.conditional_noise` uses it."""
         if len(coarse_shape) != self.dim + 1:
             raise ValueError(f"coarse shape {tuple(coarse_shape)} is not (B, L^{self.dim})")
         n = block_size(self.dim)
@@ -86,10 +91,10 @@ class BlockNoise(nn.Module):
         blocks = self.sigma * (eps - eps.mean(dim=-1, keepdim=True))
         return NoiseSample(zeta=from_blocks(blocks), log_prob=self._log_prob_blocks(blocks))
 
-    def log_prob(self, zeta: Tensor) -> Tensor:
+    def log_prob(self, zeta: Tensor, coarse: Tensor | None = None) -> Tensor:
         """log p_ζ(ζ') per configuration from a fine-shaped ζ: ζ' = all but the last
         entry of each block; the last entry is ignored (it is −Σ ζ' for noise of this
-        layer; for an arbitrary field only ζ' enters)."""
+        layer; for an arbitrary field only ζ' enters). ``coarse`` is ignored (see sample)."""
         return self._log_prob_blocks(to_blocks(zeta))
 
     def _log_prob_blocks(self, blocks: Tensor) -> Tensor:

@@ -45,7 +45,9 @@ from torch import Tensor, nn
 
 from core.flows.baseline import BaselineFlow
 from core.flows.cnf import CNF, SolverConfig
-from core.flows.config import FlowConfig, n_levels
+from core.flows.conditional_noise import ConditionalBlockNoise
+from core.flows.config import HOLLOW_DEFAULT, FlowConfig, n_levels
+from core.flows.hollow_field import HollowVectorField
 from core.flows.noise import BlockNoise
 from core.flows.upsample import downsample, upsample
 from core.flows.vector_field import LocalVectorField
@@ -80,7 +82,12 @@ def log_det_embedding(coarse: Tensor) -> float:
 
 class SuperResolvingLevel(nn.Module):
     """One level T = F∘N∘U (eq. 29): ``noise`` (σ_θ) and ``cnf`` with the block-equivariant
-    local field of kernel size k. Size independent: applies to any even coarse lattice."""
+    local field of kernel size k. Size independent: applies to any even coarse lattice.
+
+    ``field``: "paper" (eq. 23, :class:`LocalVectorField`) or "hollow"
+    (:class:`HollowVectorField`, ``hollow`` = (channels K, hidden)); ``base``: "plain"
+    (:class:`BlockNoise`) or "conditional" (:class:`ConditionalBlockNoise`: ζ's width and
+    mean depend on the coarse field φ, so log p_ζ below is log p(ζ'|φ))."""
 
     def __init__(
         self,
@@ -92,23 +99,34 @@ class SuperResolvingLevel(nn.Module):
         bond_time: int = 20,
         solver: SolverConfig | None = None,
         generator: torch.Generator | None = None,
+        *,
+        field: str = "paper",
+        base: str = "plain",
+        hollow: tuple[int, int] = HOLLOW_DEFAULT,
     ) -> None:
         super().__init__()
         solver = solver if solver is not None else SolverConfig()
-        field = LocalVectorField(
-            dim, kernel_size, n_basis=n_freq, n_time=n_time, bond_basis=bond_freq,
-            bond_time=bond_time, t0=solver.t0, t1=solver.t1, generator=generator,
-        )  # fmt: skip
+        args = (dim, kernel_size, n_freq, n_time, bond_freq, bond_time, solver.t0, solver.t1)
+        vf: LocalVectorField
+        if field == "paper":
+            vf = LocalVectorField(*args, generator=generator)
+        elif field == "hollow":
+            vf = HollowVectorField(*args, generator=generator, channels=hollow[0],
+                                   hidden=hollow[1])  # fmt: skip
+        else:
+            raise ValueError(f"field={field!r}: use 'paper' or 'hollow'")
+        if base not in ("plain", "conditional"):
+            raise ValueError(f"base={base!r}: use 'plain' or 'conditional'")
         self.dim = dim
-        self.noise = BlockNoise(dim)
-        self.cnf = CNF(field, solver)
+        self.noise = BlockNoise(dim) if base == "plain" else ConditionalBlockNoise(dim)
+        self.cnf = CNF(vf, solver)
 
     def push(
         self, phi: Tensor, zeta: Tensor, solver: SolverConfig | None = None, kinetic: bool = False
     ) -> FlowSample:
-        """φ̃ = F(U(φ) + ζ) for a given ζ; log_q_rel = log p_ζ(ζ') − log|det E| − log|det J_F|."""
+        """φ̃ = F(U(φ) + ζ) for a given ζ; log_q_rel = log p_ζ(ζ'|φ) − log|det E| − log|det J_F|."""
         out = self.cnf(upsample(phi) + zeta, solver=solver, kinetic=kinetic)
-        log_q_rel = self.noise.log_prob(zeta) - log_det_embedding(phi) - out.log_det
+        log_q_rel = self.noise.log_prob(zeta, coarse=phi) - log_det_embedding(phi) - out.log_det
         return FlowSample(phi=out.x, log_q_rel=log_q_rel, noise=[zeta], kinetic=out.kinetic)
 
     def forward(
@@ -119,7 +137,7 @@ class SuperResolvingLevel(nn.Module):
         kinetic: bool = False,
     ) -> FlowSample:
         """Draw ζ (eq. 19-20) and push φ through the level."""
-        zeta = self.noise.sample(phi.shape, generator).zeta
+        zeta = self.noise.sample(phi.shape, generator, coarse=phi).zeta
         return self.push(phi, zeta, solver, kinetic)
 
     def inverse(self, phi_fine: Tensor, solver: SolverConfig | None = None) -> FlowInverse:
@@ -127,7 +145,8 @@ class SuperResolvingLevel(nn.Module):
         back = self.cnf.inverse(phi_fine, solver=solver)
         coarse = downsample(back.x)
         zeta = back.x - upsample(coarse)
-        log_q_rel = self.noise.log_prob(zeta) - log_det_embedding(coarse) + back.log_det
+        log_p = self.noise.log_prob(zeta, coarse=coarse)
+        log_q_rel = log_p - log_det_embedding(coarse) + back.log_det
         return FlowInverse(phi_coarse=coarse, noise=[zeta], log_q_rel=log_q_rel)
 
 
@@ -147,14 +166,17 @@ class SuperResolvingFlow(nn.Module):
         solver: SolverConfig | None = None,
         generator: torch.Generator | None = None,
         levels: Sequence[SuperResolvingLevel] | None = None,
+        *,
+        field: str = "paper",
+        base: str = "plain",
+        hollow: tuple[int, int] = HOLLOW_DEFAULT,
     ) -> None:
         super().__init__()
         count = n_levels(coarse_L, fine_L)  # ValueError "L=24 is not 4·2^n: use ..."
         if levels is None:
+            args = (dim, kernel_size, n_freq, n_time, bond_freq, bond_time, solver, generator)
             levels = [
-                SuperResolvingLevel(
-                    dim, kernel_size, n_freq, n_time, bond_freq, bond_time, solver, generator
-                )
+                SuperResolvingLevel(*args, field=field, base=base, hollow=hollow)
                 for _ in range(count)
             ]
         if len(levels) != count:
@@ -229,13 +251,20 @@ class SuperResolvingFlow(nn.Module):
         kinetic: bool = False,
     ) -> FlowSample:
         """φ̃ = T_n∘...∘T_1(φ) (eq. 38), drawing each level's ζ from ``generator`` in order
-        (coarse to fine; the CNF draws nothing, so this is :meth:`push` with fresh noise)."""
-        batch, size = phi_coarse.shape[0], self.coarse_L
+        (coarse to fine; the CNF draws nothing, so this is :meth:`push` with fresh noise).
+        Level by level: a conditional base needs the level's input field for its ζ."""
+        self._check_coarse(phi_coarse)
+        log_q = torch.zeros(phi_coarse.shape[0], dtype=phi_coarse.dtype, device=phi_coarse.device)
+        energy: Tensor | None = None
         noise: list[Tensor] = []
+        x = phi_coarse
         for level in self.level_list:
-            noise.append(level.noise.sample((batch, *(size,) * self.dim), generator).zeta)
-            size *= 2
-        return self.push(phi_coarse, noise, solver, kinetic)
+            out = level(x, generator, solver, kinetic)
+            x, log_q = out.phi, log_q + out.log_q_rel
+            noise += out.noise
+            if out.kinetic is not None:
+                energy = out.kinetic if energy is None else energy + out.kinetic
+        return FlowSample(phi=x, log_q_rel=log_q, noise=noise, kinetic=energy)
 
     def inverse(self, phi_fine: Tensor, solver: SolverConfig | None = None) -> FlowInverse:
         """T† = T_1†∘...∘T_n† and the implied noise; scores any fine configuration."""
@@ -280,6 +309,7 @@ def build_flow(config: FlowConfig) -> SuperResolvingFlow | BaselineFlow:
         assert config.coarse_L is not None and config.kernel_size is not None
         flow = SuperResolvingFlow(
             config.dim, config.coarse_L, config.fine_L, config.kernel_size, config.n_freq,
-            config.n_time, config.bond_freq, config.bond_time, solver, gen,
+            config.n_time, config.bond_freq, config.bond_time, solver, gen, field=config.field,
+            base=config.base, hollow=(config.hollow_channels, config.hollow_hidden),
         )  # fmt: skip
     return flow.to(dtype)
