@@ -13,7 +13,15 @@ from fastapi.responses import Response, StreamingResponse
 from app.problems import Problem
 
 CHUNK = 1 << 16
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+_HUGE = 1 << 64  # stands for any position past every file (and past int()'s digit limit)
+
+
+def _position(digits: str) -> int:
+    """A byte position from its decimal digits; more than 19 significant digits → _HUGE
+    (int() refuses over 4300 digits with a ValueError, which was a 500)."""
+    digits = digits.lstrip("0") or "0"
+    return _HUGE if len(digits) > 19 else int(digits)
 
 
 def digest_headers(sha256_hex: str) -> dict[str, str]:
@@ -27,7 +35,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     header = header.strip()
     if not header.lower().startswith("bytes="):
         return None  # other units: ignore the header (RFC 9110 §14.2)
-    bad = Problem(416, f"Range {header!r} does not fit a {size}-byte file: use bytes=FIRST-LAST "
+    shown = header if len(header) <= 80 else header[:80] + "…"
+    bad = Problem(416, f"Range {shown!r} does not fit a {size}-byte file: use bytes=FIRST-LAST "
                   f"with FIRST < {size}", slug="range-not-satisfiable",
                   headers={"Content-Range": f"bytes */{size}"})
     if "," in header:
@@ -36,12 +45,12 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if m is None or (not m.group(1) and not m.group(2)):
         raise bad
     if not m.group(1):  # suffix: the last N bytes
-        n = int(m.group(2))
+        n = _position(m.group(2))
         if n == 0 or size == 0:
             raise bad
         return max(size - n, 0), size - 1
-    first = int(m.group(1))
-    last = int(m.group(2)) if m.group(2) else size - 1
+    first = _position(m.group(1))
+    last = _position(m.group(2)) if m.group(2) else size - 1
     if first >= size or last < first:
         raise bad
     return first, min(last, size - 1)
