@@ -93,6 +93,16 @@ def test_train_then_sample_json_and_nothing_half_written(tmp_path: Path) -> None
         (["train", "--L", "24", "--kappa", "0.2", "--lam", "0.01"], "L=24 is not 4·2^n"),
         (["train", "--L", "8", "--kappa", "0.2", "--lam", "-1"], "--lam=-1.0"),
         (["train", "--method", "xy", "--L", "8", "--kappa", "0.2", "--lam", "0.1"], "--method"),
+        (["train", "--L", "32", "--coarse-L", "6", "--kappa", "0.2", "--lam", "0.1"],
+         "L=32 is not 6·2^n"),
+        (["train", "--L", "16", "--kernel-size", "9", "--kappa", "0.2", "--lam", "0.1"],
+         "kernel_size=9 is wider than the first fine lattice"),
+        (["train", "--method", "baseline", "--L", "8", "--field", "hollow", "--kappa", "0.2",
+          "--lam", "0.1"], "field='hollow' is defined only for super-resolving"),
+        (["train", "--L", "64", "--max-minutes", "0.5", "--kappa", "0.2", "--lam", "0.1"],
+         "cannot fit 4 grow stages"),
+        (["train", "--L", "16", "--field", "wide", "--kappa", "0.2", "--lam", "0.1"],
+         "--field='wide'"),
     ],
 )
 def test_train_bad_input_writes_nothing(tmp_path: Path, args: list[str], needle: str) -> None:
