@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
+from core.flows.gap import SolverGapError
 from core.specs import TrainSpec
 from core.training.api import TrainOptions, train
-from core.flows.gap import SolverGapError
 
 LAM = 0.01
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from core.flows.cnf import SolverConfig
+from core.flows.gap import SolverGapError
 from core.flows.rg_flow import SuperResolvingFlow
 from core.lattice.couplings import Couplings
 from core.training.couplings import LearnableCouplings
-from core.flows.gap import SolverGapError
 from core.training.ir import IRConfig, IRSource
 from core.training.logz import LogZConfig
 from core.training.problem import Matching
