@@ -22,6 +22,7 @@ from core.registry.db import session_factory, session_scope, upgrade
 from core.registry.keys import ensure_key
 from core.settings import Settings, get_settings
 from worker.celery_app import TASK_NAME, make_celery
+from worker.resilience import fail_memory_risks
 
 log = logging.getLogger("srflow.api")
 
@@ -30,6 +31,7 @@ def _reap_once(app: FastAPI) -> None:
     """Re-send running jobs whose heartbeat went stale (a worker died); see issue 6."""
     settings: Settings = app.state.settings
     with session_factory(settings.db_url)() as s:
+        fail_memory_risks(s, settings)  # an OOM kill would recur: fail, naming memory
         for job in job_rows.reap_stale(s, settings.heartbeat_timeout_s, settings.max_attempts):
             log.warning("job %s lost its worker; re-queued (attempt %d)", job.id, job.attempts)
             app.state.celery.send_task(TASK_NAME, args=[job.id], queue=job.queue)

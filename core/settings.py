@@ -43,7 +43,28 @@ class Settings(BaseSettings):
     # sharing (issue 6): uploads and per-group quotas (a group row may override the quotas)
     max_upload_bytes: int = Field(512 * 2**20, ge=1, description="POST /v1/models body limit")
     max_queued_jobs: int = Field(100, ge=1, description="queued + running jobs per group")
-    max_sample_volume: int = Field(2**34, ge=1, description="n_samples × L^d of one job")
+    max_sample_volume: int = Field(
+        2**34, ge=1, description="lattice sites one job generates: hmc (n_samples + chains·"
+        "(n_therm + pilot))·L^d, sample n_samples·L^d, train (batch·steps + eval)·L^d")
+
+    # job budgets (issue 10): memory against a worker, wall time, lost workers
+    worker_memory_bytes: int = Field(16 * 2**30, ge=2**20,
+                                     description="memory one job may use on a worker")
+    oom_risk_fraction: float = Field(
+        0.5, gt=0.0, le=1.0, description="a lost worker whose job was estimated above this "
+        "fraction of worker_memory_bytes fails the job at once (memory) instead of retrying")
+    max_job_seconds: float = Field(
+        48 * 3600.0, gt=0.0, description="wall time of one job attempt: the default and the "
+        "largest hmc max_seconds / train max_minutes; a job running longer is failed")
+
+    # abuse resistance (issue 10): per-key rate limits and event streams
+    rate_jobs_per_minute: float = Field(30.0, gt=0.0, description="POST /v1/jobs per key")
+    rate_jobs_burst: int = Field(10, ge=1, description="submissions allowed at once")
+    rate_uploads_per_minute: float = Field(6.0, gt=0.0, description="uploads per key")
+    rate_uploads_burst: int = Field(3, ge=1, description="uploads allowed at once")
+    max_streams_per_key: int = Field(8, ge=1, description="concurrent /events streams per key")
+    sse_key_recheck_s: float = Field(30.0, gt=0.0,
+                                     description="an event stream re-checks its key this often")
 
     # client side (srflow submit/status/...)
     url: str = Field("http://127.0.0.1:8000", description="server for the client verbs")

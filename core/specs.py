@@ -7,6 +7,8 @@ and what would fix it.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -14,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Device = Literal["cpu", "cuda"]
 Method = Literal["ir", "uv", "baseline"]
 Solver = Literal["rk4", "euler", "midpoint", "dopri5"]
+MAX_BOND = 1024  # F, D, F', D': the paper uses ≤ 30; 1024 keeps a typo from validating
+MAX_KERNEL = 15
 
 
 class _Spec(BaseModel):
@@ -46,10 +50,12 @@ class HmcSpec(TheorySpec):
     seed: Annotated[int, Field(ge=0)] = 0
     device: Device = "cpu"
     integrator: Literal["leapfrog", "omelyan"] = "omelyan"
-    trajectory_length: Annotated[float, Field(gt=0.0)] = 1.0
-    n_therm: Annotated[int, Field(ge=0, description="thermalisation trajectories per chain")] = 500
+    trajectory_length: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
+    n_therm: Annotated[int, Field(ge=0, le=1_000_000,
+                                  description="thermalisation trajectories per chain")] = 500
     target_acceptance: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
-    thin: Annotated[int | None, Field(ge=1, description="None: 2·τ_int measured in the run")] = (
+    thin: Annotated[int | None, Field(ge=1, le=100_000,
+                                      description="None: 2·τ_int measured in the run")] = (
         None
     )
     max_seconds: Annotated[float | None, Field(gt=0.0, description="wall-time cap")] = None
@@ -60,8 +66,9 @@ class TrainSpec(TheorySpec):
     ``uv`` they are the fixed coarse couplings and the fine ones are learned from there."""
 
     method: Method = "ir"
-    coarse_L: Annotated[int, Field(ge=2, description="coarse linear size of the flow")] = 4
-    steps: Annotated[int, Field(ge=0, description="optimiser steps")] = 500
+    coarse_L: Annotated[int, Field(ge=2, le=4096,
+                                   description="coarse linear size of the flow")] = 4
+    steps: Annotated[int, Field(ge=0, le=10_000_000, description="optimiser steps")] = 500
     max_minutes: Annotated[float | None, Field(gt=0.0)] = None
     target_ess: Annotated[float | None, Field(gt=0.0, le=1.0)] = None
     batch: Annotated[int, Field(ge=2, le=65536)] = 64
@@ -72,22 +79,52 @@ class TrainSpec(TheorySpec):
         None
     )
     lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.997
-    kernel_size: Annotated[int | None, Field(ge=2, description="None: 3 (measured best)")] = None
-    n_freq: Annotated[int | None, Field(ge=1, description="F; None: 11, or 30 for baseline")] = (
-        None
-    )
-    n_time: Annotated[int, Field(ge=1, description="D, Fourier time modes")] = 10
-    bond_freq: Annotated[int, Field(ge=1, description="F'")] = 20
-    bond_time: Annotated[int, Field(ge=1, description="D'")] = 20
+    kernel_size: Annotated[int | None, Field(ge=2, le=MAX_KERNEL,
+                                             description="None: 3 (measured best)")] = None
+    n_freq: Annotated[int | None, Field(ge=1, le=MAX_BOND,
+                                        description="F; None: 11, or 30 for baseline")] = None
+    n_time: Annotated[int, Field(ge=1, le=MAX_BOND, description="D, Fourier time modes")] = 10
+    bond_freq: Annotated[int, Field(ge=1, le=MAX_BOND, description="F'")] = 20
+    bond_time: Annotated[int, Field(ge=1, le=MAX_BOND, description="D'")] = 20
     solver: Solver = "rk4"
     solver_steps: Annotated[int, Field(ge=1, le=1000)] = 8
     learn_lam: bool = False
     init_from: str | None = None
     kinetic_weight: Annotated[float | None, Field(ge=0.0, description="λ_K; None: 0.05")] = None
     coupling_lr: Annotated[float | None, Field(gt=0.0, description="None: 1e-3")] = None
-    langevin_therm: Annotated[int | None, Field(ge=0, description="IR; None: 5·10⁴")] = None
-    eval_samples: Annotated[int | None, Field(ge=16, description="fresh proposals for the "
-                                               "final ESS/N; None: 4096")] = None
+    langevin_therm: Annotated[int | None, Field(ge=0, le=10_000_000,
+                                                description="IR; None: 5·10⁴")] = None
+    eval_samples: Annotated[int | None, Field(ge=16, le=1_000_000, description="fresh "
+                                               "proposals for the final ESS/N; None: 4096")] = (
+        None
+    )
+    grow: Annotated[bool, Field(description="ir/uv with L > 2·coarse_L: train level by level "
+                                "(core.training.grow); false trains every level at once")] = True
+    lower_lr_factor: Annotated[float | None, Field(ge=0.0, le=1.0, description="grow: lr of "
+                                                   "inherited levels / lr; 0 freezes; "
+                                                   "None: 0.2")] = None
+    field: Annotated[Literal["paper", "hollow"], Field(description="vector field: the paper's "
+                                                       "eq. 23 or the hollow one")] = "paper"
+    base: Annotated[Literal["plain", "conditional"], Field(description="block noise: fixed σ "
+                                                           "or σ from the coarse field")] = "plain"
+
+    @model_validator(mode="after")
+    def _flow_options(self) -> TrainSpec:
+        if self.method == "baseline" and (self.field != "paper" or self.base != "plain"):
+            bad = "field" if self.field != "paper" else "base"
+            raise ValueError(f"{bad}={getattr(self, bad)!r} is defined only for super-resolving "
+                             f"flows (method ir or uv): drop it for method=baseline")
+        k = self.kernel_size or 3
+        if self.method != "baseline" and k > 2 * self.coarse_L:
+            raise ValueError(f"kernel_size={k} is wider than the first fine lattice "
+                             f"2·coarse_L={2 * self.coarse_L}: use kernel_size ≤ "
+                             f"{2 * self.coarse_L - 1} or a larger coarse_L")
+        stages = self.levels if (self.grow and self.method != "baseline") else 1
+        if self.max_minutes is not None and self.max_minutes < 0.25 * stages:
+            raise ValueError(f"max_minutes={self.max_minutes:g} cannot fit {stages} grow stages "
+                             f"(≥ 0.25 min each): use max_minutes ≥ {0.25 * stages:g} or "
+                             f"grow=false")
+        return self
 
     @model_validator(mode="after")
     def _fine_size(self) -> TrainSpec:
@@ -138,3 +175,109 @@ class SampleJob(_Spec):
 
 JobRequest = Annotated[HmcJob | TrainJob | SampleJob, Field(discriminator="kind")]
 JobSpec = HmcSpec | TrainSpec | SampleSpec
+
+
+# --- Resource budget (issue 10): estimates checked at submission against the group's
+# quotas and the worker's memory (core.registry.quotas); pure arithmetic, no torch.
+
+HMC_STATE_TENSORS = 8  # φ, π, force, saved φ/π for the accept step and temporaries
+KEPT_COPIES = 3  # kept configurations: the list, torch.stack, the chain-major copy
+SOLVER_STAGES = {"euler": 1, "midpoint": 2, "rk4": 4, "dopri5": 6}
+SAMPLE_CHUNK = 1024  # proposals pushed through the flow at once (core.sampling.sampler)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one job will take: peak memory (bytes) and lattice sites it generates
+    (the ``max_sample_volume`` quota, a proxy for time); each names the field to change."""
+
+    memory_bytes: int
+    memory_field: str
+    memory_formula: str
+    volume: int
+    volume_field: str
+    parameters: int = 0
+
+
+def flow_parameter_count(spec: TrainSpec) -> int:
+    """Learnable scalars of the flow a train spec builds, in closed form: per vector field
+    C·D'·F' + D'·D + F'·F + (F − 1) (core.flows.config.count_learnable), with C the
+    symmetry classes — C(v + d − 1, d) for a local kernel of v values per axis (v = 2 for
+    the block, k for odd k), C(⌊L/2⌋ + d, d) for the baseline's lattice-wide kernel — and
+    one noise width per super-resolving level."""
+    d, baseline = spec.dim, spec.method == "baseline"
+    n_freq = spec.n_freq or (30 if baseline else 11)
+    if baseline:
+        classes = math.comb(spec.L // 2 + d, d)
+    else:
+        k = spec.kernel_size or 3
+        classes = math.comb((2 if k == 2 else k) + d - 1, d)
+    field = (classes * spec.bond_time * spec.bond_freq + spec.bond_time * spec.n_time
+             + spec.bond_freq * n_freq + n_freq - 1)
+    return field if baseline else spec.levels * (field + 1)
+
+
+def _hmc_budget(spec: HmcSpec) -> Budget:
+    volume = spec.L**spec.dim
+    per_chain = -(-spec.n_samples // spec.chains)
+    kept = per_chain * spec.chains
+    state = 8 * volume * spec.chains * HMC_STATE_TENSORS
+    stored = 8 * volume * kept * KEPT_COPIES
+    pilot = 0 if spec.thin is not None else max(200, spec.n_therm // 2)
+    therm = spec.chains * (spec.n_therm + pilot)
+    produced = kept * (spec.thin or 1)
+    return Budget(
+        memory_bytes=state + stored,
+        memory_field="spec.chains" if state >= stored else "spec.n_samples",
+        memory_formula=f"8 B × L^d × ({HMC_STATE_TENSORS}·chains + {KEPT_COPIES}·n_samples)",
+        volume=volume * (therm + produced),
+        volume_field="spec.n_therm" if therm > produced else "spec.n_samples",
+    )
+
+
+def _train_budget(spec: TrainSpec) -> Budget:
+    width = 4 if spec.dtype == "float32" else 8
+    volume = spec.L**spec.dim
+    baseline = spec.method == "baseline"
+    n_freq = spec.n_freq or (30 if baseline else 11)
+    k = spec.kernel_size or 3
+    per_site = n_freq + 4 + (2 * n_freq if baseline else (2 if k == 2 else k) ** spec.dim)
+    evals = spec.solver_steps * SOLVER_STAGES.get(spec.solver, 6)
+    levels = 1 if baseline else 2  # Σ_j 2^(−d·j) over the levels ≤ 2
+    activations = 2 * width * spec.batch * volume * evals * per_site * levels
+    params = flow_parameter_count(spec)
+    weights = 4 * width * params  # weights, gradients and Adam's two moments
+    field = "spec.batch" if activations >= weights else "spec.bond_freq"
+    eval_samples = spec.eval_samples or 4096
+    return Budget(
+        memory_bytes=activations + weights,
+        memory_field=field,
+        memory_formula=(f"{width} B × (2·batch·L^d·solver evaluations·(F + kernel + 4)·levels"
+                        f" + 4·parameters), parameters = {params}"),
+        volume=volume * (spec.batch * max(spec.steps, 1) + eval_samples),
+        volume_field="spec.steps",
+        parameters=params,
+    )
+
+
+def _sample_budget(spec: SampleSpec, L: int, dim: int) -> Budget:
+    volume = L**dim
+    return Budget(
+        memory_bytes=8 * volume * (4 * spec.n_samples + 64 * min(spec.n_samples, SAMPLE_CHUNK)),
+        memory_field="spec.n_samples",
+        memory_formula="8 B × L^d × (4·n_samples + 64·min(n_samples, 1024))",
+        volume=volume * spec.n_samples,
+        volume_field="spec.n_samples",
+    )
+
+
+def budget(spec: JobSpec, *, model_L: int | None = None, model_dim: int | None = None
+           ) -> Budget | None:
+    """The job's :class:`Budget`; a sample spec needs its model's L and d (else None)."""
+    if isinstance(spec, HmcSpec):
+        return _hmc_budget(spec)
+    if isinstance(spec, TrainSpec):
+        return _train_budget(spec)
+    if model_L is None or model_dim is None:
+        return None
+    return _sample_budget(spec, model_L, model_dim)

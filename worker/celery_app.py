@@ -20,6 +20,7 @@ store. Start a GPU worker with one process per GPU::
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from celery import Celery
@@ -50,16 +51,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": {"visibility_timeout": vt},
         "imports": ["worker.tasks"],
     }
-    if settings.soft_time_limit_s is not None:
-        # srflow's own deadline (worker.resilience.Deadline) stops the job cleanly at
-        # soft_time_limit_s (checkpoint, re-queue); Celery's limits are the backstop.
-        grace = max(60.0, 0.1 * settings.soft_time_limit_s)
-        conf["task_soft_time_limit"] = settings.soft_time_limit_s + grace
-        conf["task_time_limit"] = settings.soft_time_limit_s + 2 * grace
-        if conf["task_time_limit"] >= vt:
-            raise ValueError(f"visibility_timeout_s={vt} must exceed the hard time limit "
-                             f"{conf['task_time_limit']:.0f} s, or Redis re-delivers "
-                             "running jobs")
+    # srflow's own deadline (worker.resilience.Deadline) stops a job cleanly: at
+    # soft_time_limit_s (checkpoint, re-queue) or at max_job_seconds (failed); Celery's
+    # limits are the backstop, so every task has a soft time limit by default.
+    limit = min(settings.soft_time_limit_s or math.inf, settings.max_job_seconds)
+    grace = max(60.0, 0.1 * limit)
+    conf["task_soft_time_limit"] = limit + grace
+    conf["task_time_limit"] = limit + 2 * grace
+    if conf["task_time_limit"] >= vt:
+        raise ValueError(f"visibility_timeout_s={vt} must exceed the hard time limit "
+                         f"{conf['task_time_limit']:.0f} s, or Redis re-delivers "
+                         "running jobs")
     url = settings.celery_broker_url
     if url.startswith(("redis://", "rediss://")):
         conf["worker_disable_prefetch"] = True

@@ -10,6 +10,11 @@ checkpoints and re-queues, and pinning ``init_from: "nearest"`` to a concrete ve
 - :class:`Deadline`: after ``soft_time_limit_s`` ``should_stop`` turns true; the trainer
   then writes its checkpoint and stops, and :func:`requeue` hands the job back to the
   queue, where the next attempt resumes from the checkpoint in the same work directory.
+- :func:`fail_memory_risks`: a worker lost while running a job whose estimated memory is
+  near a worker's (``oom_risk_fraction`` of ``worker_memory_bytes``) was almost surely
+  killed for memory; re-running it would be killed again, so the job fails at once with
+  a reason naming memory. Other lost jobs are re-queued up to ``max_attempts`` times
+  (``core.registry.jobs.reap_stale``), then failed naming an out-of-memory kill.
 - :func:`pin_init_from` turns ``"nearest"`` into ``"NAME/VERSION"`` once and stores it in
   the job's spec, so a resumed attempt starts from the same parent and the new version
   records it.
@@ -21,19 +26,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import false, select, update
+from sqlalchemy.orm import Session
 
-from core.registry import jobs
+from core.registry import jobs, quotas
 from core.registry.accounts import groups_of
 from core.registry.db import session_factory
 from core.registry.keys import Caller
-from core.registry.models import Job
+from core.registry.models import Job, utcnow
 from core.registry.warmstart import NoParent, nearest_version
 from core.settings import Settings
+from core.specs import JobRequest
 
 log = logging.getLogger("srflow.worker")
+_request = TypeAdapter(JobRequest)
 
 
 class Heartbeat:
@@ -68,16 +78,23 @@ class Heartbeat:
 
 
 class Deadline:
-    """``should_stop`` that also turns true after ``seconds`` (then ``preempted``)."""
+    """``should_stop`` that also turns true after ``seconds`` (then ``preempted``: the job
+    is re-queued) or after ``limit`` seconds (then ``timed_out``: the job fails)."""
 
     def __init__(self, inner: Callable[[], bool], seconds: float | None,
-                 beat: Heartbeat | None = None) -> None:
+                 beat: Heartbeat | None = None, limit: float | None = None) -> None:
         self.inner, self.beat = inner, beat
-        self.until = None if seconds is None else time.monotonic() + seconds
-        self.preempted = False
+        now = time.monotonic()
+        self.until = None if seconds is None else now + seconds
+        self.limit = None if limit is None else now + limit
+        self.preempted = self.timed_out = False
 
     def __call__(self) -> bool:
-        if self.until is not None and time.monotonic() >= self.until:
+        now = time.monotonic()
+        if self.limit is not None and now >= self.limit:
+            self.timed_out = True
+            return True
+        if self.until is not None and now >= self.until:
             self.preempted = True
             return True
         return bool(self.beat is not None and self.beat.lost) or self.inner()
@@ -120,3 +137,46 @@ def pin_init_from(settings: Settings, job_id: str, spec: dict[str, Any]) -> dict
         s.commit()
     log.info("job %s: init_from nearest → %s", job_id, pinned["init_from"])
     return pinned
+
+
+def fail_memory_risks(session: Session, settings: Settings) -> list[str]:
+    """Fail running jobs whose worker went silent (heartbeat older than
+    ``heartbeat_timeout_s``) when their estimated memory is at least ``oom_risk_fraction``
+    of ``worker_memory_bytes``, instead of re-running them into the same kill. Returns the
+    ids failed; call before :func:`core.registry.jobs.reap_stale`, which re-queues the rest."""
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.heartbeat_timeout_s)
+    risky = settings.oom_risk_fraction * settings.worker_memory_bytes
+    failed: list[str] = []
+    rows = session.scalars(select(Job).where(Job.status == "running", Job.heartbeat_at < stale,
+                                             Job.cancel_requested == false()))
+    for job in list(rows):
+        try:
+            req = _request.validate_python({"kind": job.kind, "spec": job.spec})
+        except ValidationError:
+            continue
+        b = quotas.job_budget(session, job.kind, req.spec, owner_caller(session, job))
+        if b is None or b.memory_bytes < risky:
+            continue
+        message = (
+            f"the worker died while running this job (no heartbeat for "
+            f"{settings.heartbeat_timeout_s:.0f} s, attempt {job.attempts}), most likely "
+            f"killed for memory: the job's estimated peak memory is "
+            f"{b.memory_bytes / quotas.GIB:.3g} GiB of a worker's "
+            f"{settings.worker_memory_bytes / quotas.GIB:.3g} GiB. Not retried: reduce "
+            f"{b.memory_field.removeprefix('spec.')} and resubmit."
+        )
+        res = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == "running", Job.heartbeat_at < stale,
+                   Job.attempt_token == job.attempt_token)  # a beat since the select wins
+            .values(status="failed", end_time=now, update_time=now, attempt_token=None,
+                    error_type="WorkerLost", error_message=message)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount == 1:  # type: ignore[attr-defined]
+            failed.append(job.id)
+            log.warning("job %s: worker lost near memory capacity; failed, not retried",
+                        job.id)
+    session.commit()
+    return failed

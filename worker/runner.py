@@ -130,7 +130,8 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
     workdir.mkdir(parents=True, exist_ok=True)
     mon = _Monitor(settings, job_id, token)
     used: dict[str, int] = {}
-    stop = Deadline(mon.should_stop, settings.soft_time_limit_s)  # checkpoint + re-queue
+    stop = Deadline(mon.should_stop, settings.soft_time_limit_s,  # checkpoint + re-queue
+                    limit=settings.max_job_seconds)  # the server's wall-time cap: failed
     from core.pipeline import JobCancelled, run_job  # torch: only in the task's process
 
     start = time.perf_counter()
@@ -145,11 +146,18 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
                 model_resolver=_resolver(settings, caller, workdir, used),
             )
     except JobCancelled:
+        if stop.timed_out and not _cancel_requested(settings, job_id):
+            return _finish_plain(settings, job_id, token, "failed", mon.latest, workdir,
+                                 error=_time_limit(settings))
         if stop.preempted and not _cancel_requested(settings, job_id):
             return requeue(settings, job_id, token, _resend)
         return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
-    except SoftTimeLimitExceeded:  # Celery's backstop: resume from the last checkpoint
-        return requeue(settings, job_id, token, _resend)
+    except SoftTimeLimitExceeded:  # Celery's backstop
+        soft = settings.soft_time_limit_s
+        if soft is not None and soft < settings.max_job_seconds and not stop.timed_out:
+            return requeue(settings, job_id, token, _resend)  # resume from the checkpoint
+        return _finish_plain(settings, job_id, token, "failed", mon.latest, workdir,
+                             error=_time_limit(settings))
     except Exception as exc:  # the job failed: record why, do not retry
         log.exception("job %s failed", job_id)
         return _finish_plain(
@@ -170,6 +178,13 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
         log.exception("job %s: registering its outputs failed", job_id)
         return _finish_plain(settings, job_id, token, "failed", mon.latest, None,
                              error=(type(exc).__name__, f"registering the outputs failed: {exc}"))
+
+
+def _time_limit(settings: Settings) -> tuple[str, str]:
+    return ("TimeLimitExceeded",
+            f"the job ran longer than this server's max_job_seconds="
+            f"{settings.max_job_seconds:.0f}: set spec.max_seconds (hmc) or spec.max_minutes "
+            "(train) to end early with what was computed, or split the job")
 
 
 def _finish_plain(

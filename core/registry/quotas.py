@@ -1,7 +1,10 @@
-"""Per-group quotas: jobs waiting or running, and the size n_samples × L^d of one job.
+"""Per-group quotas and the job budget: jobs waiting or running, the lattice sites one job
+generates, its estimated memory against a worker's, and its wall time.
 
 Limits come from the group's row (``groups.max_queued_jobs``, ``groups.max_sample_volume``)
 or, where that is null or the group has no row, from the server settings of the same name.
+Memory (``worker_memory_bytes``) and wall time (``max_job_seconds``) are properties of the
+workers, so they are server settings. Estimates are :func:`core.specs.budget`'s.
 The queued-jobs count is read before the new row is inserted, so concurrent submissions
 may overshoot it by the number of requests in flight (a soft limit, like any rate limit).
 """
@@ -16,6 +19,9 @@ from sqlalchemy.orm import Session
 from core.registry import catalog
 from core.registry.keys import Caller
 from core.registry.models import Group, Job
+from core.specs import Budget, SampleSpec, budget
+
+GIB = 2**30
 
 
 class QuotaExceeded(ValueError):
@@ -32,28 +38,56 @@ def limits(session: Session, settings: Any, group: str) -> tuple[int, int]:
     return (queued or settings.max_queued_jobs, volume or settings.max_sample_volume)
 
 
-def sample_volume(session: Session, req: Any, caller: Caller) -> int | None:
-    """n_samples × L^d of an hmc or sample request (None for train or an unknown model)."""
-    spec = req.spec
-    if req.kind == "hmc":
-        return int(spec.n_samples) * int(spec.L) ** int(spec.dim)
-    if req.kind == "sample":
+def job_budget(session: Session, kind: str, spec: Any, caller: Caller | None) -> Budget | None:
+    """The budget of a spec (a sample spec's model is resolved with ``caller``'s
+    visibility; None for an unknown model or a spec that is not one)."""
+    if spec is None:
+        return None
+    if kind == "sample" and isinstance(spec, SampleSpec):
         mv = catalog.resolve(session, spec.model, caller)
         if mv is None:
             return None
-        return int(spec.n_samples) * int(mv.L) ** int(mv.dim)
-    return None
+        return budget(spec, model_L=int(mv.L), model_dim=int(mv.dim))
+    return budget(spec)
+
+
+def _check_time(settings: Any, spec: Any) -> None:
+    cap = getattr(settings, "max_job_seconds", None)
+    if cap is None:
+        return
+    for field, seconds in (("max_seconds", getattr(spec, "max_seconds", None)),
+                           ("max_minutes", 60 * (getattr(spec, "max_minutes", None) or 0))):
+        if seconds and seconds > cap:
+            raise QuotaExceeded(422, f"spec.{field}",
+                                f"{field} asks for {seconds:.0f} s, more than this server's "
+                                f"max_job_seconds={cap:.0f}: ask for less, or split the job")
+
+
+def check_budget(settings: Any, group: str, b: Budget, max_volume: int) -> None:
+    """422 naming the field when the estimate exceeds a worker's memory or the volume."""
+    capacity = getattr(settings, "worker_memory_bytes", None)
+    if capacity is not None and b.memory_bytes > capacity:
+        raise QuotaExceeded(422, b.memory_field,
+                            f"estimated memory {b.memory_bytes / GIB:.3g} GiB "
+                            f"({b.memory_formula}) exceeds a worker's "
+                            f"worker_memory_bytes={capacity} ({capacity / GIB:.3g} GiB): "
+                            f"reduce {b.memory_field.removeprefix('spec.')}")
+    if b.volume > max_volume:
+        raise QuotaExceeded(422, b.volume_field,
+                            f"lattice sites generated = {b.volume} exceeds group {group!r}'s "
+                            f"quota max_sample_volume={max_volume}: reduce "
+                            f"{b.volume_field.removeprefix('spec.')} or split the job")
 
 
 def check(session: Session, settings: Any, caller: Caller, req: Any) -> None:
-    """Raise QuotaExceeded (429 queued jobs; 422 volume) naming the limit."""
+    """Raise QuotaExceeded (429 queued jobs; 422 memory, volume, time) naming the limit."""
     group = caller.group
     max_queued, max_volume = limits(session, settings, group)
-    volume = sample_volume(session, req, caller)
-    if volume is not None and volume > max_volume:
-        raise QuotaExceeded(422, "spec.n_samples",
-                            f"n_samples × L^d = {volume} exceeds group {group!r}'s quota "
-                            f"max_sample_volume={max_volume}: ask for fewer samples per job")
+    b = job_budget(session, req.kind, req.spec, caller)
+    if req.spec is not None:
+        _check_time(settings, req.spec)
+    if b is not None:
+        check_budget(settings, group, b, max_volume)
     waiting = session.scalar(
         select(func.count()).select_from(Job)
         .where(Job.group == group, Job.status.in_(("queued", "running")))
