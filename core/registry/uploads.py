@@ -4,15 +4,18 @@ A flow is ``model.safetensors`` + ``config.json`` (+ optional ``metrics.json``, 
 card ``README.md`` and the ``registry.json`` a download carries). Checks, in order:
 
 1. only those file names (pickles, ``.pt``/``.bin`` checkpoints and anything else refused);
-2. safetensors: 8-byte little-endian header length N, a JSON header of N bytes, each
-   tensor's dtype (F32/F64), shape and ``data_offsets`` — contiguous from 0, ending exactly
-   at the end of the file, and of size prod(shape)·itemsize;
-3. ``config.json`` against :class:`core.flows.config.FlowConfig` (unknown fields refused);
+2. ``config.json`` against :class:`core.flows.config.FlowConfig` (unknown fields refused)
+   and the sizes it declares against :func:`core.registry.upload_limits.check_declared`
+   (architecture caps, total parameter count) — closed form, before any tensor is read;
+3. safetensors: 8-byte little-endian header length N ≤ MAX_HEADER, a JSON header of N
+   bytes, each tensor's dtype (F32/F64), shape and ``data_offsets`` — contiguous from 0,
+   ending exactly at the end of the file, and of size prod(shape)·itemsize;
 4. every tensor's name, shape and dtype against :func:`core.flows.config.parameter_shapes`
    (nothing missing, nothing extra);
 5. ``registry.json`` (from a download), if present, must name the same weights' sha256.
 
-Every failure is an :class:`UploadError` naming the file and field.
+Every failure is an :class:`UploadError` naming the file and field; every JSON file is
+size-checked before it is parsed (:mod:`core.registry.upload_limits`).
 """
 
 from __future__ import annotations
@@ -28,24 +31,25 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.flows.config import FlowConfig, parameter_dtypes, parameter_shapes
+from core.registry.upload_limits import (
+    MAX_CARD,
+    MAX_CONFIG_JSON,
+    MAX_HEADER,
+    MAX_JSON,
+    UploadError,
+    check_declared,
+    check_json_size,
+)
+
+__all__ = ["UploadError", "ValidatedFlow", "check_name", "read_safetensors", "validate_flow"]
 
 ALLOWED = ("model.safetensors", "config.json", "metrics.json", "README.md", "registry.json")
 REQUIRED = ("model.safetensors", "config.json")
 STORED = {"model.safetensors": "model.safetensors", "config.json": "config.json",
           "metrics.json": "metrics.json", "README.md": "card.md"}
 DTYPES = {"F32": ("float32", 4), "F64": ("float64", 8)}
-MAX_HEADER = 16 * 2**20
-MAX_JSON = 16 * 2**20
 PICKLE_HINT = ("pickled files are refused (they can run code when loaded): save the weights "
                "with safetensors (safetensors.torch.save_file) as model.safetensors")
-
-
-class UploadError(ValueError):
-    """A refused upload; ``field`` is e.g. ``model.safetensors`` or ``config.json:solver``."""
-
-    def __init__(self, field: str, message: str, status: int = 422) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message, self.status = field, message, status
 
 
 @dataclass(frozen=True)
@@ -164,14 +168,15 @@ def read_scalar(path: Path, t: TensorInfo) -> float:
     return float(struct.unpack("<d" if t.dtype == "float64" else "<f", raw)[0])
 
 
-def _json_file(path: Path, name: str) -> dict[str, Any]:
-    if path.stat().st_size > MAX_JSON:
-        raise UploadError(name, f"larger than {MAX_JSON} bytes")
-    head = path.open("rb").read(2)
-    if _looks_pickled(head):
+def _json_file(path: Path, name: str, limit: int = MAX_JSON) -> dict[str, Any]:
+    if path.stat().st_size > limit:
+        raise UploadError(name, f"larger than {limit} bytes")
+    raw = path.read_bytes()
+    if _looks_pickled(raw[:2]):
         raise UploadError(name, PICKLE_HINT)
+    check_json_size(name, raw, limit)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise UploadError(name, f"not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -242,9 +247,10 @@ def validate_flow(files: dict[str, Path]) -> ValidatedFlow:
     for name in REQUIRED:
         if name not in files:
             raise UploadError(name, "missing: an upload needs model.safetensors and config.json")
-    weights = read_safetensors(files["model.safetensors"])
-    cfg_json = _json_file(files["config.json"], "config.json")
+    cfg_json = _json_file(files["config.json"], "config.json", MAX_CONFIG_JSON)
     config = validate_config(cfg_json)
+    check_declared(config)  # before any tensor is read
+    weights = read_safetensors(files["model.safetensors"])
     check_tensors(weights, config)
     metrics = _json_file(files["metrics.json"], "metrics.json") if "metrics.json" in files else {}
     sha = sha256_path(files["model.safetensors"])
@@ -254,8 +260,8 @@ def validate_flow(files: dict[str, Path]) -> ValidatedFlow:
         if source.get("sha256") not in (None, sha):
             raise UploadError("registry.json", f"names weights {source.get('sha256')} but "
                               f"model.safetensors is {sha}: the archive was altered")
-    if "README.md" in files and files["README.md"].stat().st_size > MAX_JSON:
-        raise UploadError("README.md", f"larger than {MAX_JSON} bytes")
+    if "README.md" in files and files["README.md"].stat().st_size > MAX_CARD:
+        raise UploadError("README.md", f"larger than {MAX_CARD} bytes")
     paths = {STORED[n]: p for n, p in files.items() if n in STORED}
     return ValidatedFlow(config, cfg_json, weights, _couplings(files["model.safetensors"],
                                                                weights, config),
