@@ -55,6 +55,22 @@ def get_caller(request: Request, session: SessionDep) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
+def get_optional_caller(request: Request, settings: SettingsDep) -> Caller | None:
+    """The caller if a valid key was sent, else None (no 401): for routes that answer
+    anyone but tell authenticated callers more. A database error reads as no caller."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    try:
+        with session_factory(settings.db_url)() as session:
+            return resolve_caller(session, key.strip())
+    except Exception:
+        return None
+
+
+OptionalCallerDep = Annotated[Caller | None, Depends(get_optional_caller)]
+
+
 def get_celery(request: Request) -> Any:
     return request.app.state.celery
 

@@ -1,4 +1,8 @@
-"""/v1/health: no key needed. Version, database, broker and worker status."""
+"""/v1/health: no key needed, but without one only ``status`` ("ok" | "degraded").
+
+A valid key adds the version, the database dialect, the broker transport and the number
+of live workers; an admin key adds the raw error texts and the workers' host names, which
+would tell an outsider about the deployment."""
 
 from __future__ import annotations
 
@@ -10,12 +14,14 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import CeleryDep, SettingsDep
+from app.deps import CeleryDep, OptionalCallerDep, SettingsDep
 from core import __version__
 from core.registry.db import engine_for
 from core.settings import Settings
 
 router = APIRouter(tags=["health"])
+
+
 def _database(settings: Settings) -> dict[str, Any]:
     try:
         with engine_for(settings.db_url).connect() as c:
@@ -50,8 +56,14 @@ def _broker_and_workers(settings: Settings, celery: Any) -> tuple[dict[str, Any]
     return broker, {"ok": bool(replies), "count": len(replies), "names": sorted(replies)}
 
 
-@router.get("/health", summary="Service health (no key needed)")
-async def health(request: Request, settings: SettingsDep, celery: CeleryDep) -> dict[str, Any]:
+def _public(part: dict[str, Any]) -> dict[str, Any]:
+    """A component's status without error texts or host names (non-admin callers)."""
+    return {k: v for k, v in part.items() if k not in ("error", "names")}
+
+
+@router.get("/health", summary="Service health (no key needed; details with a key)")
+async def health(request: Request, settings: SettingsDep, celery: CeleryDep,
+                 caller: OptionalCallerDep) -> dict[str, Any]:
     now = time.monotonic()
     cached = getattr(request.app.state, "health_workers", None)  # per app, not per process
     if cached is None or now - cached[0] > 5.0:
@@ -60,6 +72,10 @@ async def health(request: Request, settings: SettingsDep, celery: CeleryDep) -> 
     broker, workers = cached[1]
     database = await run_in_threadpool(_database, settings)
     ok = bool(database["ok"] and broker["ok"])
-    return {"status": "ok" if ok else "degraded", "version": __version__,
-            "embedded": settings.embedded, "database": database, "broker": broker,
-            "workers": workers}
+    status = "ok" if ok else "degraded"
+    if caller is None:
+        return {"status": status}
+    if not caller.is_admin:
+        database, broker, workers = _public(database), _public(broker), _public(workers)
+    return {"status": status, "version": __version__, "embedded": settings.embedded,
+            "database": database, "broker": broker, "workers": workers}

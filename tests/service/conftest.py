@@ -103,7 +103,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _healthy(url: str, need_worker: bool) -> bool:
-    r = httpx.get(f"{url}/v1/health", timeout=5)
+    r = httpx.get(f"{url}/v1/health", timeout=5,  # worker details need a key (issue 10)
+                  headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     return r.status_code == 200 and (not need_worker or r.json()["workers"]["ok"])
 
 
