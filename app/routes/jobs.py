@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -18,8 +19,10 @@ from app.deps import CallerDep, CeleryDep, SessionDep, SettingsDep
 from app.guards import IdempotencyGuard, QuotaGuard, request_digest
 from app.operations import Operation, OperationList, to_operation
 from app.problems import Problem, pydantic_errors, summarize
+from app.ratelimit import job_rate_limit
 from core.registry import catalog
 from core.registry import jobs as rows
+from core.registry.accounts import resolve_caller
 from core.registry.db import session_factory
 from core.registry.keys import Caller
 from core.registry.models import JOB_STATES, VISIBILITIES, Job
@@ -80,7 +83,8 @@ def _validate(body: dict[str, Any], settings: Settings, session: Any, caller: Ca
 
 
 @router.post("/jobs", status_code=202, response_model=Operation,
-             summary="Submit a job (hmc | train | sample)")
+             summary="Submit a job (hmc | train | sample)",
+             dependencies=[Depends(job_rate_limit)])  # before the guards: 429 first
 def submit_job(
     body: Annotated[dict[str, Any], Body(openapi_examples=EXAMPLES)],
     response: Response,
@@ -168,6 +172,32 @@ def _visible_job(job_id: str, session: SessionDep, caller: CallerDep) -> Job:
     return _job_or_404(session, job_id, caller)
 
 
+async def _stream_slot(request: Request, settings: SettingsDep,
+                       caller: CallerDep) -> AsyncIterator[None]:
+    """One of the key's ``max_streams_per_key`` concurrent event streams (this process),
+    held until the response has been sent; 429 when all are taken."""
+    counts: dict[str, int] = getattr(request.app.state, "sse_streams", None) or {}
+    request.app.state.sse_streams = counts
+    key = caller.prefix or caller.user
+    if counts.get(key, 0) >= settings.max_streams_per_key:
+        raise Problem(429, f"this key already follows {counts[key]} event streams, the limit "
+                      f"max_streams_per_key={settings.max_streams_per_key}: close one first",
+                      slug="too-many-streams", headers={"Retry-After": "10"})
+    counts[key] = counts.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        counts[key] -= 1
+        if counts[key] <= 0:
+            del counts[key]
+
+
+def _key_still_valid(factory: Any, request: Request) -> bool:
+    _, _, key = request.headers.get("authorization", "").partition(" ")
+    with factory() as s:
+        return resolve_caller(s, key.strip()) is not None
+
+
 @router.get("/jobs/{job_id}", response_model=Operation, summary="Get a job")
 def get_job(job_id: str, session: SessionDep, caller: CallerDep) -> Operation:
     return to_operation(_job_or_404(session, job_id, caller))
@@ -193,8 +223,11 @@ async def job_events(
     session: SessionDep,
     caller: CallerDep,
     visible: Annotated[Job, Depends(_visible_job)],
+    _slot: Annotated[None, Depends(_stream_slot)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """Events: ``progress`` (the operation, whenever it changes) and a final ``done``."""
+    """Events: ``progress`` (the operation, whenever it changes) and a final ``done``.
+    The key is re-checked every ``sse_key_recheck_s``: once it is revoked or expired the
+    stream ends with an ``error`` event. At most ``max_streams_per_key`` streams per key."""
     factory = session_factory(settings.db_url)
     op = to_operation(visible)  # already loaded by the 404 check
     # The request's session would hold a pooled connection for the whole stream (hours);
@@ -207,6 +240,7 @@ async def job_events(
 
     last = None
     seq = 0
+    checked = time.monotonic()
     while True:
         payload = op.model_dump(mode="json")
         key = json.dumps(payload, sort_keys=True)
@@ -217,5 +251,11 @@ async def job_events(
         if op.done or await request.is_disconnected():
             return
         await asyncio.sleep(settings.sse_poll_s)
+        if time.monotonic() - checked >= settings.sse_key_recheck_s:
+            checked = time.monotonic()
+            if not await run_in_threadpool(_key_still_valid, factory, request):
+                yield ServerSentEvent(data={"detail": "the API key was revoked or expired"},
+                                      event="error", id=str(seq + 1))
+                return
         op = await run_in_threadpool(load)
 
