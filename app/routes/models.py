@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -16,6 +15,7 @@ from app.deps import CallerDep, SessionDep, SettingsDep
 from app.operations import _t
 from app.problems import Problem
 from app.routes.card import model_card
+from app.zipstream import zip_stream
 from core.registry import catalog
 from core.registry.access import can_see
 from core.registry.keys import Caller
@@ -165,18 +165,15 @@ def download_model(
 ) -> Response:
     mv = version_or_404(session, name, version, caller)
     store = ArtifactStore(settings.artifacts_dir)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for fname, info in sorted(mv.files.items()):
-            zf.writestr(zipfile.ZipInfo(fname, (1980, 1, 1, 0, 0, 0)),
-                        store.read_bytes(info["sha256"]), compress_type=zipfile.ZIP_DEFLATED)
-        card = model_card(version_dict(mv))
-        zf.writestr(zipfile.ZipInfo("README.md", (1980, 1, 1, 0, 0, 0)), card)
-        zf.writestr(zipfile.ZipInfo("registry.json", (1980, 1, 1, 0, 0, 0)),
-                    json.dumps({k: v for k, v in version_dict(mv).items() if k != "curve"},
-                               indent=2))
-    data = buf.getvalue()
-    return Response(data, media_type="application/zip", headers={
+    entries: list[tuple[str, Path | bytes]] = [  # streamed: never the whole zip in memory
+        (fname, store.path(info["sha256"])) for fname, info in sorted(mv.files.items())]
+    if not all(isinstance(p, Path) and p.is_file() for _, p in entries):
+        raise Problem(500, f"{name}/{version} is registered but a file is missing from the "
+                      "artifact store; tell the admin")
+    entries.append(("README.md", model_card(version_dict(mv)).encode()))
+    entries.append(("registry.json", json.dumps(
+        {k: v for k, v in version_dict(mv).items() if k != "curve"}, indent=2).encode()))
+    return StreamingResponse(zip_stream(entries), media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{name}-v{version}.zip"',
         "X-Weights-Sha256": mv.sha256,
     })
