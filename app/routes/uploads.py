@@ -5,22 +5,22 @@ optionally metrics.json, README.md; text fields ``name``, ``visibility``), or th
 download returns (``application/zip``), or a tar (``application/x-tar``, gzip allowed).
 ``name`` and ``visibility`` may also be query parameters.
 
-The body streams to a private temporary directory and is cut off at ``max_upload_bytes``
-whatever Content-Length says (chunked bodies included). Nothing reaches the registry or
+The body streams to a private temporary file and is cut off at ``max_upload_bytes``
+whatever Content-Length says (chunked bodies included); it is then unpacked from disk by
+:mod:`core.registry.unpack` with every decompressed byte, archive member and header
+counted (multipart parts stream to their files: memory stays at about two 1 MiB chunks),
+within the limits of :mod:`core.registry.upload_limits`. Nothing reaches the registry or
 the artifact store until every check of :mod:`core.registry.uploads` has passed; weights
 are parsed as safetensors and never unpickled.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import hashlib
+import re
 import shutil
-import tarfile
 import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -37,11 +37,14 @@ from core.registry.keys import Caller
 from core.registry.models import VISIBILITIES
 from core.registry.publish import register_upload
 from core.registry.store import ArtifactStore
-from core.registry.uploads import UploadError, check_name, validate_flow
+from core.registry.unpack import TAR_TYPES, unpack
+from core.registry.uploads import UploadError, validate_flow
 from core.settings import Settings
 
 router = APIRouter(tags=["models"])
 SCOPE = "POST /v1/models"
+MEDIA = ("multipart/form-data", "application/zip", *TAR_TYPES)
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _too_large(limit: int) -> Problem:
@@ -58,9 +61,9 @@ def _refused(exc: UploadError) -> Problem:
 
 async def _spool(request: Request, limit: int, dest: Path) -> str:
     """Stream the body to ``dest``, stopping at ``limit`` bytes; returns its sha256."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+    declared = request.headers.get("content-length", "")
+    if _DIGITS.fullmatch(declared) and (len(declared) > 20 or int(declared) > limit):
+        raise _too_large(limit)  # (int() of thousands of digits raises ValueError: a 500)
     h, n = hashlib.sha256(), 0
     with dest.open("wb") as f:
         async for chunk in request.stream():
@@ -70,84 +73,6 @@ async def _spool(request: Request, limit: int, dest: Path) -> str:
             h.update(chunk)
             f.write(chunk)
     return h.hexdigest()
-
-
-def _member(name: str, out: Path) -> Path:
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    base = parts[-1] if parts else ""
-    if not base or ".." in parts or name.startswith("/"):
-        raise UploadError(name or "archive", "unsafe member name")
-    check_name(base)
-    dest = out / base
-    if dest.exists():
-        raise UploadError(base, "appears twice in the upload")
-    return dest
-
-
-def _copy_limited(src: Any, dest: Path, budget: list[int], limit: int) -> None:
-    with dest.open("wb") as f:
-        while chunk := src.read(1 << 20):
-            budget[0] += len(chunk)
-            if budget[0] > limit:
-                raise UploadError("body", f"unpacks to more than max_upload_bytes={limit}", 413)
-            f.write(chunk)
-
-
-def _unpack(body: Path, ctype: str, out: Path, limit: int) -> dict[str, str]:
-    """Files into ``out``; returns the text fields (multipart). UploadError on bad input."""
-    budget = [0]
-    fields: dict[str, str] = {}
-    if ctype == "application/zip":
-        if not zipfile.is_zipfile(body):
-            raise UploadError("body", "not a zip archive")
-        with zipfile.ZipFile(body) as zf:
-            for zinfo in zf.infolist():
-                if zinfo.is_dir():
-                    continue
-                with zf.open(zinfo) as src:
-                    _copy_limited(src, _member(zinfo.filename, out), budget, limit)
-    elif ctype in ("application/x-tar", "application/gzip", "application/x-gzip"):
-        try:
-            with tarfile.open(body, mode="r:*") as tf:
-                for tinfo in tf:
-                    if tinfo.isdir():
-                        continue
-                    if not tinfo.isfile():
-                        raise UploadError(tinfo.name, "only regular files (no links, devices)")
-                    member = tf.extractfile(tinfo)
-                    assert member is not None
-                    _copy_limited(member, _member(tinfo.name, out), budget, limit)
-        except tarfile.TarError as exc:
-            raise UploadError("body", f"not a readable tar archive ({exc})") from None
-    else:
-        fields = _multipart(body, ctype, out, budget, limit)
-    return fields
-
-
-def _multipart(body: Path, ctype: str, out: Path, budget: list[int],
-               limit: int) -> dict[str, str]:
-    parser = email.parser.BytesParser(policy=email.policy.HTTP)
-    with body.open("rb") as f:
-        msg = parser.parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + f.read())
-    if not msg.is_multipart():
-        raise UploadError("body", "a multipart/form-data body without parts")
-    fields: dict[str, str] = {}
-    for part in msg.iter_parts():
-        fname = part.get_param("filename", header="content-disposition")
-        field = part.get_param("name", header="content-disposition")
-        raw = part.get_payload(decode=True)
-        payload = raw if isinstance(raw, bytes) else b""
-        if fname is None:
-            if field in ("name", "visibility"):
-                fields[str(field)] = payload.decode("utf-8", "replace").strip()
-                continue
-            raise UploadError(str(field), "unknown form field: send name, visibility and files")
-        dest = _member(str(fname), out)
-        budget[0] += len(payload)
-        if budget[0] > limit:
-            raise UploadError("body", f"over max_upload_bytes={limit}", 413)
-        dest.write_bytes(payload)
-    return fields
 
 
 def _store(s: Session, settings: Settings, caller: Caller, name: str, visibility: str,
@@ -182,8 +107,7 @@ async def upload_model(
 ) -> JSONResponse:
     key = idempotency_key
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype not in ("multipart/form-data", "application/zip", "application/x-tar",
-                     "application/gzip", "application/x-gzip"):
+    if ctype not in MEDIA:
         raise Problem(415, f"Content-Type {ctype or 'none'!r}: send multipart/form-data, "
                       "application/zip or application/x-tar", title="Unsupported media type")
     outcome: idem.Outcome | None = None
@@ -208,10 +132,10 @@ async def upload_model(
             return JSONResponse(outcome.response, status_code=outcome.status_code)
         if started and key is not None:
             await run_in_threadpool(idem.set_hash, session, caller.user, SCOPE, key, digest)
-        full = request.headers.get("content-type", "")
         (tmp / "files").mkdir()
-        fields = await run_in_threadpool(_unpack, tmp / "body", full if ctype.startswith(
-            "multipart/") else ctype, tmp / "files", settings.max_upload_bytes)
+        fields = await run_in_threadpool(unpack, tmp / "body",
+                                         request.headers.get("content-type", ""),
+                                         tmp / "files", settings.max_upload_bytes)
         name = name or fields.get("name")
         visibility = visibility or fields.get("visibility") or "group"
         if not name:
