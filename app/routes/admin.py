@@ -41,7 +41,7 @@ class UserBody(BaseModel):
 class KeyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     expires_at: datetime | None = None
-    expires_in_days: Annotated[float | None, Field(gt=0)] = None
+    expires_in_days: Annotated[float | None, Field(gt=0, le=36500)] = None  # < overflow
 
 
 def _admin_only(caller: Caller, what: str) -> None:
