@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app import problems
+from app.problems import problem_responses
 from app.routes import admin, ensembles, health, jobs, models, sharing, uploads
 from core import __version__
 from core.registry import jobs as job_rows
@@ -75,5 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.celery = make_celery(settings)
     problems.install(app)
     for module in (health, jobs, models, uploads, ensembles, sharing, admin):
-        app.include_router(module.router, prefix="/v1")
+        app.include_router(module.router, prefix="/v1", responses=problem_responses())
     return app

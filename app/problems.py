@@ -20,13 +20,38 @@ TITLES = {
     401: "Missing or invalid API key",
     403: "Forbidden",
     404: "Not found",
+    405: "Method not allowed",
     409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
     416: "Range not satisfiable",
     422: "Invalid request",
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }
+
+
+_STR = {"type": "string"}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "ProblemDetails",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": _STR, "title": _STR, "status": {"type": "integer"}, "detail": _STR,
+        "instance": _STR,
+        "errors": {"type": "array", "items": {
+            "type": "object", "required": ["field", "message"],
+            "properties": {"field": _STR, "message": _STR}}},
+    },
+}
+
+
+def problem_responses() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting the problem+json errors every route may answer
+    (FastAPI's default 422 body is replaced: ours is a problem document too)."""
+    return {status: {"description": title, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+            for status, title in TITLES.items() if 400 <= status < 600 and status != 500}
 
 
 class Problem(Exception):
