@@ -54,6 +54,13 @@ def _too_large(limit: int) -> Problem:
                    errors=[{"field": "body", "message": f"over max_upload_bytes={limit}"}])
 
 
+async def before_upload(request: Request, caller: Caller) -> None:
+    """Hook for per-key rate limits on uploads (issue 10, low; the limiter lives with the
+    job guards in :mod:`app.guards`): called before the body is read, so a refused upload
+    costs nothing. Raise ``Problem(429, ..., headers={"Retry-After": ...})`` to refuse.
+    Does nothing until a limiter is wired in here."""
+
+
 def _refused(exc: UploadError) -> Problem:
     return Problem(exc.status, str(exc), slug="invalid-upload",
                    errors=[{"field": exc.field, "message": exc.message}])
@@ -106,6 +113,7 @@ async def upload_model(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     key = idempotency_key
+    await before_upload(request, caller)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in MEDIA:
         raise Problem(415, f"Content-Type {ctype or 'none'!r}: send multipart/form-data, "
