@@ -184,6 +184,11 @@ def test_tar_tricks_are_refused_early(app_client: tuple[FastAPI, TestClient],
     # thousands of directory entries (300k were accepted after 26 s)
     many = _tgz(flow, [_dir(f"d{i}") for i in range(2000)])
     _refused(c, many, "application/gzip", 422, "body", "more than 64 archive members")
+    # a GNU long-name record over the header cap
+    gnu = io.BytesIO()
+    with tarfile.open(fileobj=gnu, mode="w:gz", format=tarfile.GNU_FORMAT) as tf:
+        tf.addfile(_dir("n" * 70_000))
+    _refused(c, gnu.getvalue(), "application/gzip", 422, "body", "tar extended header")
     # truncated .tgz: an EOFError and a 500 before
     _refused(c, _tgz(flow, [], cut=40), "application/gzip", 422, "body", "truncated")
 
