@@ -66,6 +66,11 @@ def _window_classes(dim: int, kernel_size: int) -> tuple[Tensor, int]:
     return torch.tensor(rows), r
 
 
+def _as(param: Tensor, like: Tensor) -> Tensor:
+    """``param`` in the dtype of ``like`` (a no-op, without a dispatch, when they agree)."""
+    return param if param.dtype == like.dtype else param.to(like.dtype)
+
+
 class HollowNet(nn.Module):
     """h_k(Ψ_{K(x)∖{x}}, t) in the block view: ``(B, *lattice)`` → ``(B, M.., 2^d, K)``
     (M = L/2; the 2^d axis lists the in-block parities p in the order of
@@ -103,37 +108,36 @@ class HollowNet(nn.Module):
     def even_features(self, psi: Tensor) -> Tensor:
         """e(Ψ) = (Ψ², cos ν_2 Ψ, ..., cos ν_K Ψ) on a new last axis ``(..., K)``."""
         x = psi.unsqueeze(-1)
-        return torch.cat([x.square(), torch.cos(self.even_omega.to(psi.dtype) * x)], dim=-1)
+        return torch.cat([x.square(), torch.cos(_as(self.even_omega, psi) * x)], dim=-1)
 
     def odd_features(self, psi: Tensor) -> tuple[Tensor, Tensor]:
         """g_k(Ψ) and g_k'(Ψ) on a new last axis ``(..., K)``."""
         x = psi.unsqueeze(-1)
-        omega = self.odd.omega.to(psi.dtype)
-        g = torch.cat([x, torch.sin(omega * x)], dim=-1)
-        return g, torch.cat([torch.ones_like(x), omega * torch.cos(omega * x)], dim=-1)
+        omega = _as(self.odd.omega, psi)
+        angle = omega * x
+        g = torch.cat([x, torch.sin(angle)], dim=-1)
+        return g, torch.cat([torch.ones_like(x), omega * torch.cos(angle)], dim=-1)
 
     def window_weight(self) -> Tensor:
         """The masked layer as a matrix ``(w^d·K, 2^d·H)``: rows (window position q,
         feature), columns (parity p, hidden unit); zero where s = 0 or q is outside K."""
-        a = self.weight_in
-        ext = torch.cat([a, torch.zeros_like(a[:1])])  # (C, K, H), last row = 0
+        ext = F.pad(self.weight_in, (0, 0, 0, 0, 0, 1))  # (C, K, H), last row = 0
         w = ext[self._index]  # (2^d, w^d, K, H)
-        return w.permute(1, 2, 0, 3).reshape(-1, w.shape[0] * a.shape[2])
+        return w.permute(1, 2, 0, 3).reshape(-1, w.shape[0] * w.shape[3])
 
     def forward(self, kt: Tensor, psi: Tensor) -> Tensor:
         """h(Ψ, t) ``(B, M.., 2^d, K)`` for the time kernel values ``kt`` = K(t) ``(D,)``."""
-        d, dtype = self.dim, psi.dtype
-        x = psi.unsqueeze(1)
+        d = self.dim
+        x = psi
         if self.pad:
-            x = F.pad(x, (self.pad,) * (2 * d), mode="circular")
-        x = x.squeeze(1)
+            x = F.pad(x.unsqueeze(1), (self.pad,) * (2 * d), mode="circular").squeeze(1)
         for mu in range(d):  # block-aligned windows (B, M_1..M_d, w..w): a view
             x = x.unfold(1 + mu, self.window, 2)
         half = x.shape[1 : 1 + d]
         cols = self.even_features(x).reshape(psi.shape[0] * math.prod(half), -1)
-        shift = (self.weight_time.to(dtype) @ kt + self.bias.to(dtype)).repeat(2**d)
-        z = torch.addmm(shift, cols, self.window_weight().to(dtype))  # (B·M^d, 2^d·H)
-        h = torch.tanh(z).reshape(-1, self.hidden) @ self.weight_out.to(dtype).T
+        z = (cols @ _as(self.window_weight(), psi)).reshape(-1, 2**d, self.hidden)
+        shift = torch.addmv(_as(self.bias, psi), _as(self.weight_time, psi), kt)
+        h = F.linear(torch.tanh(z + shift), _as(self.weight_out, psi))  # (B·M^d, 2^d, K)
         return h.reshape(psi.shape[0], *half, 2**d, -1)
 
 
