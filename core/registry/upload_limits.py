@@ -43,10 +43,16 @@ MAX_LEVELS = 12
 MAX_PARAMETERS = 2**27  # 512 MiB of float32 weights
 
 
+def _printable(text: str) -> str:
+    """Archive names decode with surrogate escapes; a problem+json body must be UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class UploadError(ValueError):
     """A refused upload; ``field`` is e.g. ``model.safetensors`` or ``config.json:solver``."""
 
     def __init__(self, field: str, message: str, status: int = 422) -> None:
+        field, message = _printable(field), _printable(message)
         super().__init__(f"{field}: {message}")
         self.field, self.message, self.status = field, message, status
 

@@ -189,6 +189,14 @@ def test_tar_tricks_are_refused_early(app_client: tuple[FastAPI, TestClient],
     with tarfile.open(fileobj=gnu, mode="w:gz", format=tarfile.GNU_FORMAT) as tf:
         tf.addfile(_dir("n" * 70_000))
     _refused(c, gnu.getvalue(), "application/gzip", 422, "body", "tar extended header")
+    # a member name that is not UTF-8 (a UnicodeEncodeError and a 500 in the problem body)
+    latin = io.BytesIO()
+    with tarfile.open(fileobj=latin, mode="w", format=tarfile.GNU_FORMAT,
+                      encoding="latin-1") as tf:
+        info = tarfile.TarInfo("\xff\xfe.bin")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    _refused(c, latin.getvalue(), "application/x-tar", 422, "\\udcff\\udcfe.bin", "pickled")
     # truncated .tgz: an EOFError and a 500 before
     _refused(c, _tgz(flow, [], cut=40), "application/gzip", 422, "body", "truncated")
 
