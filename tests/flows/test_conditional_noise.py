@@ -46,7 +46,7 @@ def test_equals_block_noise_at_initialisation(dim: int) -> None:
 def test_log_prob_is_multivariate_normal_per_block(dim: int) -> None:
     noise, phi = trained(dim), coarse(dim)
     sample = noise.sample(phi.shape, torch.Generator().manual_seed(2), coarse=phi)
-    blocks = to_blocks(sample.zeta)
+    blocks = to_blocks(sample.zeta).detach()
     n = block_size(dim)
     sigma = noise.block_log_sigma(phi).exp().detach()
     mean = noise.block_mean(phi).detach()
