@@ -73,7 +73,7 @@ def test_width_and_mean_follow_their_definitions() -> None:
     nn = (sq[i - 1, j] + sq[i + 1, j] + sq[i, j - 1] + sq[i, j + 1]) / 4
     want = 0.6 * (1 + sq[i, j]) ** 0.45 * (1 + nn) ** -0.3
     assert math.isclose(
-        float(noise.block_log_sigma(phi)[0, i, j].exp()), float(want), rel_tol=1e-13
+        float(noise.block_log_sigma(phi)[0, i, j].exp().detach()), float(want), rel_tol=1e-13
     )
     line = ConditionalBlockNoise(1)
     with torch.no_grad():
