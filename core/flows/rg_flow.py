@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -230,18 +230,9 @@ class SuperResolvingFlow(nn.Module):
         kinetic: bool = False,
     ) -> FlowSample:
         """Deterministic map (φ, ζ_1..ζ_n) ↦ φ̃ with log q_rel (ζ_i with zero block sums)."""
-        self._check_coarse(phi)
         if len(noise) != len(self.levels):
             raise ValueError(f"{len(noise)} noise fields for {len(self.levels)} levels")
-        log_q = torch.zeros(phi.shape[0], dtype=phi.dtype, device=phi.device)
-        energy: Tensor | None = None
-        x = phi
-        for level, zeta in zip(self.level_list, noise, strict=True):
-            out = level.push(x, zeta, solver, kinetic)
-            x, log_q = out.phi, log_q + out.log_q_rel
-            if out.kinetic is not None:
-                energy = out.kinetic if energy is None else energy + out.kinetic
-        return FlowSample(phi=x, log_q_rel=log_q, noise=list(noise), kinetic=energy)
+        return self._compose(phi, lambda i, lv, x: lv.push(x, noise[i], solver, kinetic))
 
     def forward(
         self,
@@ -253,15 +244,19 @@ class SuperResolvingFlow(nn.Module):
         """φ̃ = T_n∘...∘T_1(φ) (eq. 38), drawing each level's ζ from ``generator`` in order
         (coarse to fine; the CNF draws nothing, so this is :meth:`push` with fresh noise).
         Level by level: a conditional base needs the level's input field for its ζ."""
-        self._check_coarse(phi_coarse)
-        log_q = torch.zeros(phi_coarse.shape[0], dtype=phi_coarse.dtype, device=phi_coarse.device)
+        return self._compose(phi_coarse, lambda i, lv, x: lv(x, generator, solver, kinetic))
+
+    def _compose(
+        self, phi: Tensor, step: Callable[[int, SuperResolvingLevel, Tensor], FlowSample]
+    ) -> FlowSample:
+        self._check_coarse(phi)
+        log_q = torch.zeros(phi.shape[0], dtype=phi.dtype, device=phi.device)
         energy: Tensor | None = None
         noise: list[Tensor] = []
-        x = phi_coarse
-        for level in self.level_list:
-            out = level(x, generator, solver, kinetic)
-            x, log_q = out.phi, log_q + out.log_q_rel
-            noise += out.noise
+        x = phi
+        for i, level in enumerate(self.level_list):
+            out = step(i, level, x)
+            x, log_q, noise = out.phi, log_q + out.log_q_rel, noise + out.noise
             if out.kinetic is not None:
                 energy = out.kinetic if energy is None else energy + out.kinetic
         return FlowSample(phi=x, log_q_rel=log_q, noise=noise, kinetic=energy)
