@@ -80,7 +80,7 @@ def test_groups_see_only_what_they_may(redis_service: Service, tmp_path: Path) -
             assert r.status_code == 403, r.text
             assert r.headers["content-type"] == "application/problem+json"
         # a train job cannot add versions to a model it may not curate (as an upload cannot)
-        for vis, status in (("private", 409), ("public", 403)):
+        for vis, status in (("private", 404), ("public", 403)):  # 404: not confirmed
             r = b.post("/v1/jobs", json={"kind": "train", "model_name": models[vis],
                                          "spec": {"method": "ir", "dim": 2, "L": 8,
                                                   "kappa": 0.25, "lam": 0.01, "steps": 1}})
