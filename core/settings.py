@@ -58,10 +58,10 @@ class Settings(BaseSettings):
         "largest hmc max_seconds / train max_minutes; a job running longer is failed")
 
     # abuse resistance (issue 10): per-key rate limits and event streams
-    rate_jobs_per_minute: float = Field(30.0, gt=0.0, description="POST /v1/jobs per key")
-    rate_jobs_burst: int = Field(10, ge=1, description="submissions allowed at once")
-    rate_uploads_per_minute: float = Field(6.0, gt=0.0, description="uploads per key")
-    rate_uploads_burst: int = Field(3, ge=1, description="uploads allowed at once")
+    rate_jobs_per_minute: float = Field(60.0, gt=0.0, description="POST /v1/jobs per key")
+    rate_jobs_burst: int = Field(60, ge=1, description="submissions allowed at once")
+    rate_uploads_per_minute: float = Field(12.0, gt=0.0, description="uploads per key")
+    rate_uploads_burst: int = Field(6, ge=1, description="uploads allowed at once")
     max_streams_per_key: int = Field(8, ge=1, description="concurrent /events streams per key")
     sse_key_recheck_s: float = Field(30.0, gt=0.0,
                                      description="an event stream re-checks its key this often")

@@ -64,7 +64,9 @@ def service_env(data_dir: Path, broker: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRFLOW_")}
     env.update(SRFLOW_DATA_DIR=str(data_dir), SRFLOW_ADMIN_KEY=ADMIN_KEY,
                SRFLOW_PROGRESS_INTERVAL_S="0.2", SRFLOW_SSE_POLL_S="0.2",
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               # tests that are not about rate limits submit in bursts (issue 10)
+               SRFLOW_RATE_JOBS_BURST="100000", SRFLOW_RATE_UPLOADS_BURST="100000")
     if broker:
         env["SRFLOW_BROKER_URL"] = broker
     return env
