@@ -86,3 +86,41 @@ def test_untrained_flow_with_metropolis_matches_fine_hmc() -> None:
     assert 0.0 < mc.acceptance < 0.2  # an untrained flow: most proposals are rejected
     obs = summarize(mc.chain(props.phi).double()[:, None], dim=2, kappa=kappa, lam=LAM)
     _agree(obs, _reference(kappa, seed=4))
+
+
+NEW_CASES = [("hollow+conditional", 8, 0.25, 40), ("hollow+conditional", 8, 0.25, 3),
+             ("grown", 16, 0.2, 20)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("flow", "L", "kappa", "steps"), NEW_CASES,
+                         ids=["hollow-conditional-trained", "hollow-conditional-undertrained",
+                              "grown-L16"])
+def test_new_fields_bases_and_grown_stacks_stay_exact(tmp_path: Path, flow: str, L: int,
+                                                      kappa: float, steps: int) -> None:
+    """Issue 9: the hollow field (Chen & Duvenaud 2019), the conditional base and a stack
+    grown level by level (core.training.grow, via the pipeline as `srflow train` runs it)
+    keep flow + Metropolis equal to direct HMC within 3σ, trained or not."""
+    from core.pipeline import run_train_job
+
+    extra = {"field": "hollow", "base": "conditional"} if flow != "grown" else {}
+    spec = TrainSpec(method="ir", dim=2, L=L, kappa=kappa, lam=LAM, steps=steps, seed=1,
+                     langevin_therm=5000, eval_samples=512, **extra)  # type: ignore[arg-type]
+    res = run_train_job(spec, workdir=tmp_path)
+    assert res.model_dir is not None
+    if flow == "grown":
+        assert [g["L"] for g in res_grow(res.model_dir)] == [8, 16]
+    n = 16000 if steps < 10 else 8000
+    out = sample(res.model_dir, n_samples=n, seed=2, chains=32)
+    assert int(out.accepted.sum()) > 200 and out.ode_consistency < 0.05
+    if steps < 10:
+        assert out.acceptance < 0.3, out.acceptance
+    ref = run_hmc(dim=2, L=L, kappa=kappa, lam=LAM, n_samples=8000, chains=32,
+                  generator=torch.Generator().manual_seed(5), n_therm=300)
+    _agree(out.observables, summarize(ref.configs, dim=2, kappa=kappa, lam=LAM))
+
+
+def res_grow(model_dir: Path) -> list[dict]:
+    import json
+
+    return list(json.loads((model_dir / "metrics.json").read_text())["grow"])
