@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.problems import Problem
+from app.ratelimit import upload_rate_limit
 from app.routes.models import version_dict
 from core.registry import idempotency as idem
 from core.registry.keys import Caller
@@ -52,13 +53,6 @@ def _too_large(limit: int) -> Problem:
                    "upload a smaller flow or ask the admin to raise SRFLOW_MAX_UPLOAD_BYTES",
                    slug="upload-too-large", title="Content too large",
                    errors=[{"field": "body", "message": f"over max_upload_bytes={limit}"}])
-
-
-async def before_upload(request: Request, caller: Caller) -> None:
-    """Hook for per-key rate limits on uploads (issue 10, low; the limiter lives with the
-    job guards in :mod:`app.guards`): called before the body is read, so a refused upload
-    costs nothing. Raise ``Problem(429, ..., headers={"Retry-After": ...})`` to refuse.
-    Does nothing until a limiter is wired in here."""
 
 
 def _refused(exc: UploadError) -> Problem:
@@ -102,7 +96,8 @@ def _store(s: Session, settings: Settings, caller: Caller, name: str, visibility
     raise AssertionError("unreachable")
 
 
-@router.post("/models", status_code=201, summary="Upload a flow (validated; never unpickled)")
+@router.post("/models", status_code=201, summary="Upload a flow (validated; never unpickled)",
+             dependencies=[Depends(upload_rate_limit)])  # 429 before the body is read
 async def upload_model(
     request: Request,
     settings: SettingsDep,
@@ -113,7 +108,6 @@ async def upload_model(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     key = idempotency_key
-    await before_upload(request, caller)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in MEDIA:
         raise Problem(415, f"Content-Type {ctype or 'none'!r}: send multipart/form-data, "

@@ -72,3 +72,16 @@ def test_token_bucket_refills_at_the_rate() -> None:
     assert lim.take("s", "k", 60.0, 2, now=100.0) == 0.0  # refilled to the burst only
     assert lim.take("s", "k", 60.0, 2, now=100.0) == 0.0
     assert lim.take("s", "k", 60.0, 2, now=100.0) > 0.0
+
+
+def test_model_uploads_are_rate_limited_per_key(tmp_path: Path) -> None:
+    """Before: POST /v1/models took any number of uploads (the limiter was not attached)."""
+    settings = Settings(data_dir=tmp_path, admin_key=KEY, rate_uploads_per_minute=1.0,
+                        rate_uploads_burst=1)
+    with TestClient(create_app(settings)) as c:
+        admin = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/zip"}
+        first = c.post("/v1/models?name=m", content=b"not a zip", headers=admin)
+        assert first.status_code == 422  # within the burst: the body is judged
+        r = c.post("/v1/models?name=m", content=b"not a zip", headers=admin)
+        assert r.status_code == 429 and r.headers["content-type"] == "application/problem+json"
+        assert int(r.headers["retry-after"]) >= 1
