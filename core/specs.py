@@ -214,7 +214,14 @@ def flow_parameter_count(spec: TrainSpec) -> int:
         classes = math.comb((2 if k == 2 else k) + d - 1, d)
     field = (classes * spec.bond_time * spec.bond_freq + spec.bond_time * spec.n_time
              + spec.bond_freq * n_freq + n_freq - 1)
-    return field if baseline else spec.levels * (field + 1)
+    if baseline:
+        return field
+    if spec.field == "hollow":  # core.flows.hollow_field, K = 4 channels, H = 16 hidden
+        k_ch, hidden = 4, 16
+        field += (2 * (k_ch - 1) + (classes - 1) * k_ch * hidden + hidden * spec.n_time
+                  + hidden + k_ch * hidden)
+    noise = 4 if spec.base == "conditional" else 1  # σ_θ (+ widths a₁, a₂ and mean c)
+    return spec.levels * (field + noise)
 
 
 def _hmc_budget(spec: HmcSpec) -> Budget:

@@ -19,6 +19,9 @@ SETTINGS = SimpleNamespace(worker_memory_bytes=16 * 2**30, max_sample_volume=2**
 
 @pytest.mark.parametrize("spec", [
     {"method": "ir", "dim": 2, "L": 16},
+    {"method": "ir", "dim": 2, "L": 32, "field": "hollow", "base": "conditional"},
+    {"method": "uv", "dim": 1, "L": 16, "kernel_size": 5, "field": "hollow"},
+    {"method": "ir", "dim": 3, "L": 8, "kernel_size": 2, "base": "conditional"},
     {"method": "uv", "dim": 3, "L": 8, "kernel_size": 2, "n_freq": 5},
     {"method": "ir", "dim": 1, "L": 32, "kernel_size": 5, "bond_freq": 7, "bond_time": 3},
     {"method": "baseline", "dim": 2, "L": 10},
