@@ -2,6 +2,14 @@
 
     .venv/bin/python bench/flow.py --quick             # L ∈ {8, 16}, batch 16 (CPU, ~1 min)
     .venv/bin/python bench/flow.py --device cuda       # L ∈ {8, 16, 32, 64}, batch 128
+    .venv/bin/python bench/flow.py --model A --model B  # trained models: exact sampling rate
+                                                       # × fresh ESS/N, side by side
+
+``--model``: each trained model samples ``--n-samples`` exact configurations with
+core.sampling.sampler.sample (coarse HMC, T_θ with log q, independence Metropolis; float32
+flow, one thread) in a fresh process; printed: configs/s, the ESS/N of those proposals
+and their product — effectively independent proposals per second, the figure a change of
+default must not lower.
 
 Forward pass = sample (coarse batch given, noise drawn) + exact log-density, no gradients,
 default solver (RK4, 8 steps), paper hyperparameters: stacks from coarse_L = 4 with
@@ -110,6 +118,17 @@ def run_case(case: Case, batch: int, device: torch.device, repeats: int) -> tupl
     return batch * done / elapsed, _peak(device, base)
 
 
+def _sample_rate(model: Path, n: int, device: str) -> dict[str, float]:
+    """configs/s and ESS/N of one exact sampling run (float32 flow, as trained)."""
+    from core.io.flow_files import read_config
+    from core.sampling.sampler import sample
+
+    start = time.perf_counter()
+    res = sample(model, n_samples=n, seed=5, chains=32, device=device)
+    elapsed = time.perf_counter() - start
+    return {"L": read_config(model).fine_L, "rate": n / elapsed, "ess": res.ess}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="L ∈ {8, 16}, batch 16")
@@ -118,8 +137,26 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # kind,L,kernel
+    parser.add_argument("--model", action="append", default=[], help="trained model dir")
+    parser.add_argument("--n-samples", type=int, default=4096)
+    parser.add_argument("--sample-one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.sample_one is not None:
+        torch.set_num_threads(1)
+        print(json.dumps(_sample_rate(Path(args.sample_one), args.n_samples, args.device)))
+        return
+    if args.model:
+        print(f"exact sampling with trained models ({args.n_samples} configurations, 1 thread)")
+        print(f"{'model':<40} {'L':>4} {'configs/s':>10} {'ESS/N':>7} {'ESS/N×configs/s':>16}")
+        for model in args.model:
+            cmd = [sys.executable, __file__, "--sample-one", model, "--n-samples",
+                   str(args.n_samples), "--device", args.device]
+            res = json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                            text=True).stdout.strip().splitlines()[-1])
+            print(f"{Path(model).name:<40} {res['L']:>4} {res['rate']:>10.1f} "
+                  f"{res['ess']:>7.3f} {res['rate'] * res['ess']:>16.1f}", flush=True)
+        return
     if args.case is not None:
         torch.set_num_threads(1)  # one core per figure: the CPU numbers compare like with like
         kind, size, kernel = args.case.split(",")

@@ -55,19 +55,31 @@ POINTS = {
 
 # spec overrides per case; "new" is TrainSpec's defaults (what `srflow train` does)
 CASES: dict[str, dict[str, Any]] = {
-    "old": {"grow": False, "coarse_L": 4},
+    "old": {"grow": False, "coarse_L": 4, "kernel_size": 3},  # the first wave's default
     "new": {},
+    "k5-c8": {"coarse_L": 8},
     "grow-frozen": {"lower_lr_factor": 0.0},
     "grow-full-lr": {"lower_lr_factor": 1.0},
     "no-grow": {"grow": False},
     "coarse8": {"coarse_L": 8},
     "hollow": {"field": "hollow"},
     "conditional": {"base": "conditional"},
+    "batch32": {"batch": 32},
+    "kernel5": {"kernel_size": 5},
+    "rk4-4": {"solver_steps": 4},
+    "D4": {"n_time": 4},
+    "kinetic0.01": {"kinetic_weight": 0.01},
+    "combo": {"batch": 32, "n_time": 4, "base": "conditional"},
+    "combo-c8": {"batch": 32, "n_time": 4, "base": "conditional", "coarse_L": 8},
+    "k5-combo": {"kernel_size": 5, "batch": 32, "n_time": 4, "base": "conditional"},
+    "k3": {"kernel_size": 3},
 }
 
 
-def run_case(point: Point, case: str, minutes: float, seed: int) -> dict[str, Any]:
-    """One training job in a fresh process (one thread); returns its row."""
+def run_case(point: Point, case: str, minutes: float, seed: int,
+             models: Path) -> dict[str, Any]:
+    """One training job in a fresh process (one thread); returns its row. The trained model
+    is kept under ``models/<L>-<κ>-<case>`` (bench/flow.py --model measures its throughput)."""
     spec = {"method": "ir", "dim": 2, "L": point.L, "kappa": point.kappa, "lam": point.lam,
             "steps": 100_000, "max_minutes": minutes, "seed": seed, **CASES[case]}
     if spec.get("coarse_L", 4) >= point.L:
@@ -84,11 +96,16 @@ def run_case(point: Point, case: str, minutes: float, seed: int) -> dict[str, An
         "curve = [(r['wall'], r['ess']) for r in m['curve']]\n"
         "print(json.dumps({'summary': res.summary, 'wall': wall, 'curve': curve,\n"
         "                  'grow': m.get('grow'), 'eval_samples': m.get('eval_samples')}))\n"
+        "import shutil; keep = Path(sys.argv[3]); shutil.rmtree(keep, ignore_errors=True)\n"
+        "shutil.copytree(res.model_dir, keep)\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code, json.dumps(spec), tmp], env=env,
+        keep = models / f"L{point.L}-k{point.kappa}-{case}"
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(spec), tmp, str(keep)],
+                             env=env,
                              capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - t0
     if out.returncode != 0:
@@ -98,6 +115,7 @@ def run_case(point: Point, case: str, minutes: float, seed: int) -> dict[str, An
     s = data["summary"]
     return {"point": point.name, "L": point.L, "case": case, "spec": CASES[case],
             "minutes": minutes, "wall": wall, "ess": s["ess"], "steps": s["steps"],
+            "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
             "coarse_kappa": (s["couplings"].get("coarse") or {}).get("kappa"),
             "gap": s["solver_gap"], "stopped": s["stopped"], "target": point.target,
             "eval_samples": data["eval_samples"], "grow": data["grow"], "curve": data["curve"]}
@@ -105,15 +123,16 @@ def run_case(point: Point, case: str, minutes: float, seed: int) -> dict[str, An
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| point | case | budget (min) | wall incl. therm + eval (s) | steps | fresh ESS/N "
-             "| target | κ_L | gap (nats) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| target | κ_L | gap (nats) | load |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "ess" not in r:
             why = r.get("error") or r.get("skipped")
-            lines.append(f"| {r['point']} | {r['case']} | | | | {why} | | | |")
+            lines.append(f"| {r['point']} | {r['case']} | | | | {why} | | | | |")
             continue
         ck = "" if r["coarse_kappa"] is None else f"{r['coarse_kappa']:.3f}"
         lines.append(f"| {r['point']} | {r['case']} | {r['minutes']:g} | {r['wall']:.0f} | "
-                     f"{r['steps']} | {r['ess']:.3f} | {r['target']} | {ck} | {r['gap']:.1e} |")
+                     f"{r['steps']} | {r['ess']:.3f} | {r['target']} | {ck} | {r['gap']:.1e} | "
+                     f"{r['load'][0]}→{r['load'][1]} |")
     return "\n".join(lines)
 
 
@@ -172,7 +191,7 @@ def main() -> None:
 
     def one(item: tuple[Point, str]) -> dict[str, Any]:
         point, case = item
-        row = run_case(point, case, minutes or point.minutes, args.seed)
+        row = run_case(point, case, minutes or point.minutes, args.seed, args.out / "models")
         print(f"  {point.name} {case}: ESS/N {row.get('ess', row.get('error'))}", file=sys.stderr)
         return row
 

@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 from core.registry.jobs import visible_to
 from core.registry.keys import Caller
 from core.registry.models import ModelVersion
+from core.specs import default_kernel_size
 
 ARCH_KEYS = ("method", "dim", "coarse_L", "kernel_size", "n_freq", "n_time", "bond_freq",
-             "bond_time", "dtype")
+             "bond_time", "dtype", "field", "base")
+OLD_CONFIG_DEFAULTS = {"field": "paper", "base": "plain"}  # config.json before these keys
 
 
 class NoParent(LookupError):
@@ -36,18 +38,22 @@ def arch_of_spec(spec: dict[str, Any]) -> dict[str, Any]:
         "method": method,
         "dim": spec.get("dim", 2),
         "coarse_L": None if base else spec.get("coarse_L", 4),
-        "kernel_size": None if base else (spec.get("kernel_size") or 3),
+        "kernel_size": None if base else (
+            spec.get("kernel_size") or default_kernel_size(spec.get("dim", 2),
+                                                           spec.get("coarse_L", 4))),
         "n_freq": spec.get("n_freq") or (30 if base else 11),
         "n_time": spec.get("n_time", 10),
         "bond_freq": spec.get("bond_freq", 20),
         "bond_time": spec.get("bond_time", 20),
         "dtype": spec.get("dtype", "float32"),
+        "field": spec.get("field", "paper"),
+        "base": spec.get("base", "plain"),
     }
 
 
 def arch_of_config(config: dict[str, Any]) -> dict[str, Any]:
     """Architecture recorded in a version's config.json."""
-    return {k: config.get(k) for k in ARCH_KEYS}
+    return {k: config.get(k, OLD_CONFIG_DEFAULTS.get(k)) for k in ARCH_KEYS}
 
 
 def distance(spec: dict[str, Any], mv: ModelVersion) -> float:

@@ -25,7 +25,7 @@ from core.flows.gap import SolverGapError, measure_gap
 from core.flows.rg_flow import build_flow
 from core.lattice.couplings import Couplings
 from core.samplers.hmc import run_hmc
-from core.specs import TrainSpec
+from core.specs import TrainSpec, default_kernel_size
 from core.training.couplings import LearnableCouplings
 from core.training.ir import IRConfig, IRSource
 from core.training.logz import LogZConfig
@@ -82,14 +82,6 @@ class TrainResult:
     stopped: str
 
 
-DEFAULT_KERNEL = 3
-"""Kernel size of the super-resolving levels when the spec leaves it open. The paper uses
-k = 2 for IR-matching; here k = 2 is the upsampling block itself (DESIGN §4), a block-local
-map that cannot correlate the fluctuations of neighbouring blocks: at L = 8, κ = 0.25 it
-plateaus at ESS/N ≈ 0.02 on fresh proposals, while k = 3 reaches ≈ 0.7 in 150 steps
-(docs/training.md)."""
-
-
 def with_spec_overrides(opts: TrainOptions, spec: TrainSpec) -> TrainOptions:
     """The spec's optional training knobs (None = keep ``opts``) win over ``opts``."""
     fields = ("kinetic_weight", "coupling_lr", "langevin_therm", "eval_samples")
@@ -102,7 +94,8 @@ def flow_config(spec: TrainSpec, parent: str | None = None) -> FlowConfig:
     return FlowConfig(
         kind="baseline" if baseline else "super_resolving", dim=spec.dim,
         coarse_L=None if baseline else spec.coarse_L, fine_L=spec.L, levels=spec.levels,
-        kernel_size=None if baseline else (spec.kernel_size or DEFAULT_KERNEL),
+        kernel_size=None if baseline else (
+            spec.kernel_size or default_kernel_size(spec.dim, spec.coarse_L)),
         n_freq=spec.n_freq or (30 if baseline else 11), n_time=spec.n_time,
         bond_freq=spec.bond_freq, bond_time=spec.bond_time,
         solver={"method": spec.solver, "steps": spec.solver_steps}, dtype=spec.dtype,

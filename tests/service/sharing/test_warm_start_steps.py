@@ -63,7 +63,7 @@ BOB = Caller("bob", ("lab-b",), False, "b")
 ARCH: dict[str, Any] = {"kind": "super_resolving", "method": "ir", "dim": 2, "coarse_L": 4,
                         "fine_L": 8, "levels": 1, "kernel_size": 3, "n_freq": 11, "n_time": 10,
                         "bond_freq": 20, "bond_time": 20, "dtype": "float32", "seed": 0}
-CHEAP = {"method": "ir", "dim": 2, "coarse_L": 4, "lam": 0.01, "batch": 32,
+CHEAP = {"method": "ir", "dim": 2, "coarse_L": 4, "kernel_size": 3, "lam": 0.01, "batch": 32,
          "langevin_therm": 2000, "eval_samples": 256}
 TARGET_ESS = 0.25
 STEP_CAP = 100

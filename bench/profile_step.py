@@ -1,0 +1,90 @@
+"""Where one IR training step's time goes, at L = 16 and 32 (one thread, float32).
+
+Phases (best of ``--repeats``): the coarse draw (500 Langevin steps with the graph kept),
+the flow forward (T_θ with log q and the kinetic term) and its backward pass together with
+the Langevin graph's, the log Z reweighting term, the solver-gap monitor (16
+configurations, every 10th step), and the final evaluation (4096 fresh proposals from
+exact coarse HMC) once per run.
+
+    .venv/bin/python bench/profile_step.py            # L = 16, 32 with the defaults
+    .venv/bin/python bench/profile_step.py --L 16 --batch 32 --n-time 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from core.flows.gap import measure_gap
+from core.specs import TrainSpec
+from core.training.api import GENERATORS, TrainOptions, build_problem, evaluate
+
+
+def _best(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def profile(L: int, batch: int, n_time: int, repeats: int, evaluate_n: int) -> dict[str, float]:
+    spec = TrainSpec(method="ir", dim=2, L=L, kappa=0.25, lam=0.01, batch=batch, n_time=n_time)
+    gens = {k: torch.Generator().manual_seed(i) for i, k in enumerate(GENERATORS)}
+    problem, _ = build_problem(spec, TrainOptions(langevin_therm=2000), gens)
+    src: Any = problem.source
+    src.draw()  # thermalise outside the timings
+    out: dict[str, float] = {}
+    out["draw (500 Langevin, graph kept)"] = _best(src.draw, repeats)
+
+    def forward() -> Any:
+        prop = problem.push(src.draw())
+        return -problem.log_w(prop).mean() + 0.05 * prop.kinetic.double().mean()
+
+    def step() -> None:
+        forward().backward()
+
+    full = _best(step, repeats)
+    fwd = _best(forward, repeats)
+    out["flow forward (+ draw)"] = fwd
+    out["backward (flow + Langevin graph)"] = full - fwd
+    out["log Z term"] = _best(src.logz_terms, repeats)
+    phi = src.draw().detach()
+    out["gap monitor (16 configs; every 10th step)"] = _best(
+        lambda: measure_gap(problem.flow, phi[:16], gens["gap"]), repeats)
+    out["one optimiser step (draw + fwd + bwd)"] = full
+    t0 = time.perf_counter()
+    evaluate(problem, spec, evaluate_n, gens["init"])
+    out[f"final evaluation ({evaluate_n} fresh, once)"] = time.perf_counter() - t0
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--L", type=int, action="append", default=None)
+    ap.add_argument("--batch", type=int, default=None, help="default: TrainSpec's")
+    ap.add_argument("--n-time", type=int, default=None, help="default: TrainSpec's")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--eval", type=int, default=4096)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    defaults = TrainSpec(L=8, kappa=0.25, lam=0.01)
+    batch = args.batch or defaults.batch
+    n_time = args.n_time or defaults.n_time
+    for L in args.L or [16, 32]:
+        res = profile(L, batch, n_time, args.repeats, args.eval)
+        step = res["one optimiser step (draw + fwd + bwd)"]
+        print(f"\nL = {L}, batch {batch}, D = {n_time}, float32, 1 thread, "
+              f"load {__import__('os').getloadavg()[0]:.1f}")
+        for name, sec in res.items():
+            share = f"{100 * sec / step:5.0f} %" if "once" not in name else ""
+            print(f"  {name:<48} {sec * 1000:9.1f} ms {share}")
+
+
+if __name__ == "__main__":
+    main()
