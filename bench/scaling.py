@@ -13,8 +13,11 @@ processes, ``--jobs`` at a time, one torch thread each (the CI machine has 2 cor
     .venv/bin/python bench/scaling.py --cases new,old --points 16 --minutes 5
 
 Writes runs/scaling/results.json (one row per case, appended as they finish), a table on
-stdout, and runs/scaling/scaling.png (training ESS/N against wall-clock per point, the
-fresh figure as a marker at the job's total time).
+stdout (with the 1-minute load average at start → end of each run: other work on the cores
+shows there), and runs/scaling/scaling.png (training ESS/N against wall-clock per point,
+the fresh figure as a marker at the job's total time). Each trained model is kept under
+runs/scaling/models/ for `bench/flow.py --model`. ``--replot A.json B.json --out DIR``
+merges earlier runs into one table and PNG.
 """
 
 from __future__ import annotations
@@ -93,8 +96,9 @@ def run_case(point: Point, case: str, minutes: float, seed: int,
         "res = run_train_job(spec, workdir=Path(sys.argv[2]))\n"
         "wall = time.perf_counter() - t0\n"
         "m = json.loads((res.model_dir / 'metrics.json').read_text())\n"
-        "curve = [(r['wall'], r['ess']) for r in m['curve']]\n"
+        "curve = [(r['wall'], r['ess']) for r in m.get('grow_curve') or m['curve']]\n"
         "print(json.dumps({'summary': res.summary, 'wall': wall, 'curve': curve,\n"
+        "                  'whole_curve': bool(m.get('grow_curve')) or not m.get('grow'),\n"
         "                  'grow': m.get('grow'), 'eval_samples': m.get('eval_samples')}))\n"
         "import shutil; keep = Path(sys.argv[3]); shutil.rmtree(keep, ignore_errors=True)\n"
         "shutil.copytree(res.model_dir, keep)\n"
@@ -118,7 +122,8 @@ def run_case(point: Point, case: str, minutes: float, seed: int,
             "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
             "coarse_kappa": (s["couplings"].get("coarse") or {}).get("kappa"),
             "gap": s["solver_gap"], "stopped": s["stopped"], "target": point.target,
-            "eval_samples": data["eval_samples"], "grow": data["grow"], "curve": data["curve"]}
+            "eval_samples": data["eval_samples"], "grow": data["grow"], "curve": data["curve"],
+            "whole_curve": data["whole_curve"]}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -148,7 +153,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(points), figsize=(4.2 * len(points), 3.6), squeeze=False)
     for ax, name in zip(axes[0], points, strict=True):
         for r in (r for r in rows if r.get("point") == name and "ess" in r):
-            wall = [c[0] for c in r["curve"]]
+            # a grown stack's curve is its last stage's: shift it by the earlier stages
+            stages = [] if r.get("whole_curve") else (r.get("grow") or [])[:-1]
+            offset = sum(g["seconds"] for g in stages)
+            wall = [offset + c[0] for c in r["curve"]]
             ess = [c[1] for c in r["curve"]]
             k = max(1, len(ess) // 40)
             smooth = [sum(ess[max(0, i - k):i + 1]) / len(ess[max(0, i - k):i + 1])
@@ -158,7 +166,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("wall-clock (s)")
         ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("ESS/N (line: training batch, dot: fresh ≥ 4096)")
+    axes[0][0].set_ylabel("ESS/N (line: training batch, last stage;\ndot: fresh ≥ 4096)")
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +182,14 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "scaling")
+    ap.add_argument("--replot", type=Path, nargs="*", default=None,
+                    help="only merge these results.json files into one table and PNG (--out)")
     args = ap.parse_args()
+    if args.replot is not None:
+        merged = [row for f in args.replot for row in json.loads(f.read_text())]
+        print(table(merged))
+        plot(merged, args.out / "scaling.png")
+        return
     if args.quick:
         points = args.points or "8,16,16b"
         cases = args.cases or "old,new"

@@ -172,6 +172,18 @@ def train_grown(spec: TrainSpec, *, workdir: Path, progress: Progress | None = N
     return _finish(workdir, Path(prev), result, records)
 
 
+def _stage_curves(workdir: Path, records: list[StageRecord]) -> list[dict[str, float]]:
+    """(L, wall since the first stage began, training ESS/N) of every step of every stage."""
+    rows: list[dict[str, float]] = []
+    offset = 0.0
+    for record in records:
+        path = workdir / f"stage-L{record.L}" / "model" / "metrics.json"
+        curve = json.loads(path.read_text()).get("curve", []) if path.is_file() else []
+        rows += [{"L": record.L, "wall": offset + r["wall"], "ess": r["ess"]} for r in curve]
+        offset += record.seconds
+    return rows
+
+
 def _finish(workdir: Path, last: Path, result: TrainResult | None,
             records: list[StageRecord]) -> TrainResult:
     """Move the final stage's model to ``workdir/model`` and record the stages."""
@@ -183,6 +195,7 @@ def _finish(workdir: Path, last: Path, result: TrainResult | None,
     metrics = json.loads(metrics_path.read_text())
     metrics["grow"] = [asdict(r) for r in records]
     metrics["seconds_total"] = sum(r.seconds for r in records)
+    metrics["grow_curve"] = _stage_curves(workdir, records)
     metrics_path.write_text(json.dumps(metrics, indent=2, allow_nan=True))
     steps = sum(r.steps for r in records)
     seconds = sum(r.seconds for r in records)

@@ -42,6 +42,9 @@ def test_stages_train_one_level_more_each(tmp_path: Path) -> None:
     assert [g["L"] for g in metrics["grow"]] == [8, 16, 32]
     assert [g["levels"] for g in metrics["grow"]] == [1, 2, 3]
     assert sorted(set(seen)) == [8.0, 16.0, 32.0]
+    walls = [r["wall"] for r in metrics["grow_curve"]]
+    assert [r["L"] for r in metrics["grow_curve"]] == [8] * 3 + [16] * 3 + [32] * 3
+    assert walls == sorted(walls)  # one clock across the stages
     loaded = load_flow(res.model_dir)
     assert loaded.config.fine_L == 32 and loaded.config.levels == 3
     assert loaded.config.parent is None  # scratch stage directories are not parents
