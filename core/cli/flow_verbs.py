@@ -30,7 +30,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coarse-L", type=int, default=4, help="coarse linear size")
     p.add_argument("--kappa", type=float, required=True, help="hopping parameter κ")
     p.add_argument("--lam", type=float, required=True, help="quartic coupling λ ≥ 0")
-    p.add_argument("--steps", type=int, default=500, help="optimiser steps")
+    p.add_argument("--steps", type=int, default=500,
+                   help="optimiser steps (per stage when the stack grows)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--target-ess", type=float, default=None, help="stop at this ESS/N")
     p.add_argument("--batch", type=int, default=64, help="configurations per step")
