@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from app import problems
+from app import metrics, problems
 from app.problems import problem_responses
 from app.routes import admin, ensembles, health, jobs, models, sharing, uploads
 from core import __version__
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.celery = make_celery(settings)
     problems.install(app)
+    metrics.install(app, settings)  # GET /metrics (Prometheus, no key)
     for module in (health, jobs, models, uploads, ensembles, sharing, admin):
         app.include_router(module.router, prefix="/v1", responses=problem_responses())
     return app
