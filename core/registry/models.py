@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -53,6 +54,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
 
+
+# Byte counts, seeds and sample volumes: 64-bit. PostgreSQL's INTEGER is 32-bit (BIGINT
+# since migration 0003); SQLite's INTEGER is already 64-bit and keeps its declared type.
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -142,7 +147,7 @@ class ModelVersion(Shared, Base):
     acceptance: Mapped[float | None] = mapped_column(Float, nullable=True)
     curve: Mapped[list[Any]] = mapped_column(JSON, default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seed: Mapped[int | None] = mapped_column(Int64, nullable=True)
     code_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     torch_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     torchdiffeq_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -151,7 +156,7 @@ class ModelVersion(Shared, Base):
     parent: Mapped[str | None] = mapped_column(String(255), nullable=True)
     job_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     sha256: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Int64)  # bytes: 64-bit on PostgreSQL too
     files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -188,7 +193,7 @@ class Ensemble(Shared, Base):
     n: Mapped[int] = mapped_column(Integer)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # observables etc.
     sha256: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Int64)
     blob_path: Mapped[str] = mapped_column(String(255))  # relative to the artifact root
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -221,7 +226,7 @@ class Group(Base):
 
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     max_queued_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    max_sample_volume: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_sample_volume: Mapped[int | None] = mapped_column(Int64, nullable=True)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,10 +25,9 @@ CAROL = Caller("carol", ("lab-a", "lab-b"), False, "c")
 
 
 @pytest.fixture
-def s(tmp_path: Path) -> Session:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    upgrade(url)
-    with session_factory(url)() as session:
+def s(db_url: str) -> Session:
+    upgrade(db_url)
+    with session_factory(db_url)() as session:
         yield session
 
 

@@ -1,0 +1,93 @@
+"""Migrations on SQLite and PostgreSQL: from empty, and from the previous revision with
+data in it (issue 12); 64-bit sizes, seeds and quotas survive a round trip."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.orm import Session
+
+from core.registry import accounts, catalog, jobs
+from core.registry.db import alembic_config, engine_for, session_factory, upgrade
+from core.registry.keys import Caller
+from core.registry.models import Base, Ensemble, Group, ModelVersion
+from core.registry.store import Blob
+
+ALICE = Caller("alice", ("lab-a",), False, "a")
+BIG = 2**33 + 7  # > 2^31: PostgreSQL's INTEGER overflows, BIGINT holds it
+
+
+def _upgrade_to(url: str, revision: str) -> None:
+    cfg = alembic_config(url)
+    with engine_for(url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def _revision(url: str) -> str | None:
+    with engine_for(url).connect() as c:
+        return MigrationContext.configure(c).get_current_revision()
+
+
+def _assert_schema_is_the_models(url: str) -> None:
+    with engine_for(url).connect() as c:
+        ctx = MigrationContext.configure(c, opts={"compare_type": True})
+        assert compare_metadata(ctx, Base.metadata) == []
+
+
+def _fill(s: Session, size: int, seed: int, tag: str) -> None:
+    """A job, a model version and its ensemble, with the given byte size and seed."""
+    accounts.ensure_group(s, f"lab-{tag}")
+    job = jobs.create_job(s, job_id=f"j-{tag}", kind="train", queue="cpu", caller=ALICE,
+                          spec={"dim": 2, "L": 8, "kappa": 0.2, "lam": 0.01})
+    blob = Blob(sha256=tag.ljust(64, "0"), size=size, relpath=f"blobs/{tag}")
+    mv = catalog.register_model_version(
+        s, name=f"m-{tag}", job=job, files={"model.safetensors": blob},
+        fields={"dim": 2, "L": 8, "kappa": 0.2, "lam": 0.01, "method": "ir", "seed": seed})
+    sample = jobs.create_job(s, job_id=f"s-{tag}", kind="sample", queue="cpu", caller=ALICE,
+                             spec={"model": f"m-{tag}/1"})
+    ens = catalog.register_ensemble(s, job=sample, blob=blob, ensemble_id=f"e-{tag}",
+                                    fields={"dim": 2, "L": 8, "kappa": 0.2, "lam": 0.01,
+                                            "n": 10, "summary": {}})
+    ens.model_version_id = mv.id
+    s.commit()
+
+
+def test_migrations_from_empty_reach_the_models_schema(db_url: str) -> None:
+    head = ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
+    assert _revision(db_url) is None
+    upgrade(db_url)
+    assert _revision(db_url) == head
+    _assert_schema_is_the_models(db_url)
+    upgrade(db_url)  # idempotent: every API and worker process runs it at start-up
+    assert _revision(db_url) == head
+
+
+def test_upgrade_from_the_previous_revision_keeps_the_data(db_url: str) -> None:
+    script = ScriptDirectory.from_config(alembic_config(db_url))
+    head = script.get_revision(script.get_current_head())
+    previous = head.down_revision
+    assert isinstance(previous, str)
+    _upgrade_to(db_url, previous)
+    with session_factory(db_url)() as s:
+        _fill(s, size=123_456, seed=42, tag="old")
+    upgrade(db_url)
+    assert _revision(db_url) == head.revision
+    _assert_schema_is_the_models(db_url)
+    with session_factory(db_url)() as s:
+        ens = s.get(Ensemble, "e-old")
+        assert ens is not None and ens.size == 123_456 and ens.model_version is not None
+        assert ens.model_version.seed == 42 and ens.model_version.model.name == "m-old"
+        assert catalog.resolve(s, "m-old/1", ALICE) is not None
+        assert jobs.get_job(s, "j-old") is not None
+        # what 0003 is for: > 2^31 bytes, seeds and quotas (INTEGER overflowed on PostgreSQL)
+        _fill(s, size=BIG, seed=BIG, tag="big")
+        accounts.create_group(s, "lab-huge", max_sample_volume=2**34)
+        s.commit()
+    with session_factory(db_url)() as s:
+        assert s.get(Ensemble, "e-big").size == BIG  # type: ignore[union-attr]
+        mv = catalog.resolve(s, "m-big/1", ALICE)
+        assert isinstance(mv, ModelVersion) and mv.size == BIG and mv.seed == BIG
+        assert s.get(Group, "lab-huge").max_sample_volume == 2**34  # type: ignore[union-attr]
