@@ -78,4 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.install(app, settings)  # GET /metrics (Prometheus, no key)
     for module in (health, jobs, models, uploads, ensembles, sharing, admin):
         app.include_router(module.router, prefix="/v1", responses=problem_responses())
+    from app import ui  # the dashboard at /ui (issue 13): pages over this same API
+
+    ui.install(app)
     return app
