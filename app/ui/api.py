@@ -89,6 +89,7 @@ class ApiStream:
                 elif msg["type"] == "srflow.end":
                     return
         finally:
+            self._gone.set()  # first, without awaiting: the browser may already be gone
             await self.close()
 
     async def read(self) -> bytes:

@@ -44,6 +44,18 @@ function update(root, op) {
     links.appendChild(link("/ui/models/" + resp.model.name + "#v" + resp.model.version,
       "Model " + resp.model.name + " version " + resp.model.version, "model"));
   }
+  var curves = root.querySelector('[data-field="curve"]');
+  if (curves && resp.model && !curves.querySelector("img")) {  // the finished training's curve
+    var img = document.createElement("img");
+    img.className = "chart";
+    img.src = "/ui/models/" + encodeURIComponent(resp.model.name) + "/versions/" +
+      resp.model.version + "/curve.svg";
+    img.alt = "Training curve of " + resp.model.name + "/" + resp.model.version +
+      ": ESS/N, loss and learned couplings against the training step";
+    img.setAttribute("data-chart", "curve");
+    curves.appendChild(img);
+    curves.hidden = false;
+  }
   var err = root.querySelector('[data-field="error"]');
   if (err && op.error) { err.textContent = op.error.message; err.hidden = false; }
   root.setAttribute("data-done", "true");
