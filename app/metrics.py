@@ -45,7 +45,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -245,8 +244,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     registry.register(RegistryCollector(settings))
     app.add_middleware(LatencyMiddleware, histogram=histogram)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics() -> Response:
         body: Any = await run_in_threadpool(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
