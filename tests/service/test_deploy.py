@@ -38,7 +38,7 @@ def test_compose_file_validates_against_the_compose_spec(compose: dict[str, Any]
 
 def test_compose_structure_the_service_relies_on(compose: dict[str, Any]) -> None:
     svc = compose["services"]
-    assert set(svc) == {"api", "worker", "redis"}
+    assert set(svc) == {"api", "worker", "redis", "flower"}
     assert "--appendonly" in svc["redis"]["command"] and "yes" in svc["redis"]["command"]
     devices = svc["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"] and devices[0]["count"] == 1
