@@ -73,16 +73,22 @@ def _eta(start: float, done: int, total: int) -> float:
 
 
 def _chain_checks(m: Measurements) -> dict[str, Any]:
-    """Chains against each other for |M| and S/V (domain walls in the broken phase)."""
+    """Chains against each other for |M| and S/V (domain walls in the broken phase).
+
+    ``consistent``: False if either observable is inconsistent, None (no verdict, with the
+    reasons) if either is too short to judge (core.chains), else True."""
     from core.chains import chain_consistency
 
-    if m.magnetization.shape[1] < 2 or m.magnetization.shape[0] < 4:
-        return {"checked": False, "reason": "needs ≥ 2 chains and ≥ 4 samples per chain"}
+    if m.magnetization.shape[1] < 2:
+        return {"checked": False, "consistent": None, "reason": "needs ≥ 2 chains"}
     out: dict[str, Any] = {"checked": True}
-    for name, series in (("abs_magnetization", abs(m.magnetization)),
-                         ("action_density", m.action_density)):
+    names = ("abs_magnetization", "action_density")
+    for name, series in zip(names, (abs(m.magnetization), m.action_density), strict=True):
         out[name] = chain_consistency(series).as_dict()
-    out["consistent"] = all(out[k]["consistent"] for k in ("abs_magnetization", "action_density"))
+    verdicts = [out[k]["consistent"] for k in names]
+    out["consistent"] = False if False in verdicts else None if None in verdicts else True
+    if out["consistent"] is None:
+        out["reason"] = "; ".join(f"{k}: {out[k]['reason']}" for k in names if out[k]["reason"])
     return out
 
 
@@ -93,65 +99,98 @@ def run_hmc_job(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
 ) -> JobResult:
-    """Direct HMC on the lattice of ``spec``; writes ``workdir/ensemble.h5``."""
+    """Direct sampling on the lattice of ``spec`` — HMC, or the cluster algorithm
+    (``spec.algorithm``); writes ``workdir/ensemble.h5``."""
     from core.io.ensemble import EnsembleMeta, write_ensemble
     from core.lattice.observables import measure, summarize_measurements
-    from core.samplers.hmc import SamplingCancelled, run_hmc
+    from core.samplers.hmc import SamplingCancelled
 
     device = resolve_device(spec.device)
     generator = torch.Generator(device=device).manual_seed(spec.seed)
     start = time.perf_counter()
     try:
-        result = run_hmc(
-            dim=spec.dim, L=spec.L, kappa=spec.kappa, lam=spec.lam,
-            n_samples=spec.n_samples, chains=spec.chains, generator=generator,
-            device=device, dtype=torch.float64, integrator=spec.integrator,
-            trajectory_length=spec.trajectory_length, n_therm=spec.n_therm,
-            target_acceptance=spec.target_acceptance, thin=spec.thin,
-            progress=_adapter(progress, "hmc"), should_stop=should_stop,
-            max_seconds=spec.max_seconds,
-        )
+        sampled = (_run_cluster(spec, generator, device, progress, should_stop)
+                   if spec.algorithm == "cluster"
+                   else _run_hmc(spec, generator, device, progress, should_stop))
     except SamplingCancelled as exc:
         raise JobCancelled(str(exc)) from exc
-    meas = measure(result.configs, dim=spec.dim, kappa=spec.kappa, lam=spec.lam)
+    configs_tc, details = sampled
+    meas = measure(configs_tc, dim=spec.dim, kappa=spec.kappa, lam=spec.lam)
     observables = summarize_measurements(meas)
     checks = _chain_checks(meas)
+    details = {**details, "chains": spec.chains, "samples_per_chain": int(configs_tc.shape[0]),
+               "chain_check": checks}
     seconds = time.perf_counter() - start
     obs = {name: est.as_dict() for name, est in observables.items()}
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "ensemble.h5"
-    configs = result.configs.transpose(0, 1).reshape(-1, *result.configs.shape[2:])
+    configs = configs_tc.transpose(0, 1).reshape(-1, *configs_tc.shape[2:])
     write_ensemble(
         out,
         configs.cpu().numpy(),
         EnsembleMeta(
-            dim=spec.dim, L=spec.L, kappa=spec.kappa, lam=spec.lam, method="hmc",
+            dim=spec.dim, L=spec.L, kappa=spec.kappa, lam=spec.lam, method=spec.algorithm,
             seeds={"seed": spec.seed},
             sampler={
-                **spec.model_dump(), "step_size": result.step_size,
-                "n_leapfrog": result.n_leapfrog, "thin": result.thin, "start": result.start,
+                **spec.model_dump(), **{k: v for k, v in details.items() if k != "chains"},
                 "layout": "chain-major: configs[c*T + t] is chain c, time t",
-                "chain_check": checks,
             },
-            acceptance=float(result.acceptance), ess=None, thinning=int(result.thin),
+            acceptance=float(details["acceptance"]), ess=None, thinning=int(details["thin"]),
             observables=obs, code_version=__version__,
         ),
     )
     summary = {
         "theory": {"dim": spec.dim, "L": spec.L, "kappa": spec.kappa, "lam": spec.lam},
-        "acceptance": float(result.acceptance),
+        "acceptance": float(details["acceptance"]),
         "observables": obs,
-        "hmc": {
-            "chains": spec.chains, "samples_per_chain": int(result.configs.shape[0]),
-            "thin": int(result.thin), "step_size": float(result.step_size),
-            "n_leapfrog": int(result.n_leapfrog), "dH_rms": float(result.dH_rms),
-            "exp_mdH": [float(result.exp_mdH_mean), float(result.exp_mdH_error)],
-            "start": result.start, "chain_check": checks,
-        },
+        "hmc": details,
         "seconds": seconds,
         "out": str(out),
     }
     return JobResult("hmc", summary, ensemble=out)
+
+
+def _run_hmc(spec: HmcSpec, generator: torch.Generator, device: torch.device,
+             progress: ProgressFn | None, should_stop: StopFn | None,
+             ) -> tuple[torch.Tensor, dict[str, Any]]:
+    from core.samplers.hmc import run_hmc
+
+    result = run_hmc(
+        dim=spec.dim, L=spec.L, kappa=spec.kappa, lam=spec.lam,
+        n_samples=spec.n_samples, chains=spec.chains, generator=generator,
+        device=device, dtype=torch.float64, integrator=spec.integrator,
+        trajectory_length=spec.trajectory_length, n_therm=spec.n_therm,
+        target_acceptance=spec.target_acceptance, thin=spec.thin,
+        progress=_adapter(progress, "hmc"), should_stop=should_stop,
+        max_seconds=spec.max_seconds,
+    )
+    return result.configs, {
+        "algorithm": "hmc", "acceptance": float(result.acceptance), "thin": int(result.thin),
+        "step_size": float(result.step_size), "n_leapfrog": int(result.n_leapfrog),
+        "dH_rms": float(result.dH_rms),
+        "exp_mdH": [float(result.exp_mdH_mean), float(result.exp_mdH_error)],
+        "start": result.start,
+    }
+
+
+def _run_cluster(spec: HmcSpec, generator: torch.Generator, device: torch.device,
+                 progress: ProgressFn | None, should_stop: StopFn | None,
+                 ) -> tuple[torch.Tensor, dict[str, Any]]:
+    from core.samplers.cluster import run_cluster
+
+    result = run_cluster(
+        dim=spec.dim, L=spec.L, kappa=spec.kappa, lam=spec.lam, n_samples=spec.n_samples,
+        chains=spec.chains, generator=generator, device=device, dtype=torch.float64,
+        n_therm=spec.n_therm, thin=spec.thin, clusters_per_sweep=spec.clusters_per_sweep,
+        progress=_adapter(progress, "cluster"), should_stop=should_stop,
+        max_seconds=spec.max_seconds,
+    )
+    return result.configs, {
+        "algorithm": "cluster", "acceptance": float(result.acceptance),
+        "thin": int(result.thin), "step_size": float(result.step_size),
+        "clusters_per_sweep": int(result.clusters_per_sweep),
+        "cluster_fraction": float(result.cluster_fraction), "start": result.start,
+    }
 
 
 def _adapter(progress: ProgressFn | None, stage: str) -> Callable[[int, int, dict[str, Any]], None]:

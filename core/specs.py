@@ -59,6 +59,19 @@ class HmcSpec(TheorySpec):
         None
     )
     max_seconds: Annotated[float | None, Field(gt=0.0, description="wall-time cap")] = None
+    algorithm: Literal["hmc", "cluster"] = Field(
+        "hmc", description="hmc, or cluster: Wolff flips of the embedded Ising signs with "
+        "checkerboard Metropolis sweeps (Brower & Tamayo 1989); cluster needs an even L and "
+        "ignores the HMC-only fields (integrator, trajectory_length, target_acceptance)")
+    clusters_per_sweep: Annotated[int, Field(ge=0, le=1000, description="cluster: Wolff "
+                                             "flips per Metropolis sweep")] = 1
+
+    @model_validator(mode="after")
+    def _cluster_needs_even_L(self) -> HmcSpec:
+        if self.algorithm == "cluster" and self.L % 2:
+            raise ValueError(f"L={self.L}: algorithm=cluster needs an even L (checkerboard "
+                             "Metropolis sweeps); use an even L or algorithm=hmc")
+        return self
 
 
 def default_kernel_size(dim: int, coarse_L: int) -> int:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +154,35 @@ def test_agrees_with_hmc_in_the_broken_phase() -> None:
         z = abs(a.mean[0] - b.mean[0]) / math.hypot(a.error[0], b.error[0])
         assert z < 3.0, (a.mean, a.error, b.mean, b.error)
         assert a.error[0] < 0.01 * abs(a.mean[0])
+
+
+def test_job_writes_an_hdf5_ensemble_like_hmc(tmp_path: Path) -> None:
+    """``HmcSpec(algorithm="cluster")`` through core.pipeline (what the CLI and HTTP run)."""
+    from core.io.ensemble import read_ensemble
+    from core.pipeline import run_job
+    from core.specs import HmcSpec
+
+    spec = HmcSpec(dim=2, L=4, kappa=0.2, lam=0.1, n_samples=64, chains=4, n_therm=20,
+                   thin=2, algorithm="cluster", seed=3)
+    result = run_job(spec, workdir=tmp_path)
+    details = result.summary["hmc"]
+    assert details["algorithm"] == "cluster" and details["samples_per_chain"] == 16
+    assert 0.2 < details["acceptance"] < 0.8 and 0 < details["cluster_fraction"] <= 1
+    assert result.ensemble is not None
+    ens = read_ensemble(result.ensemble)
+    assert ens.meta.method == "cluster" and ens.configs.shape == (64, 4, 4)
+    assert ens.meta.observables["susceptibility"]["mean"] > 0
+
+
+def test_spec_and_cli_refuse_an_odd_L_for_the_cluster_algorithm() -> None:
+    from pydantic import ValidationError
+
+    from core.specs import HmcSpec
+
+    with pytest.raises(ValidationError, match="even L"):
+        HmcSpec(L=7, kappa=0.2, lam=0.1, n_samples=8, algorithm="cluster")
+    proc = subprocess.run([sys.executable, "-m", "core.cli.main", "hmc", "--L", "7", "--kappa",
+                           "0.2", "--lam", "0.1", "--n-samples", "8", "--algorithm", "cluster"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "even L" in proc.stderr
