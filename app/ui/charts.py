@@ -48,17 +48,22 @@ def training_curve(curve: Sequence[dict[str, Any]]) -> bytes:
     ax_ess.set_ylim(bottom=0)
     ax_loss.plot(step, [_num(p.get("loss")) for p in points], color="tab:red")
     ax_loss.set_ylabel("loss")
-    for key, label, style in (("coarse_kappa", "κ_L (coarse)", "-"),
-                              ("fine_kappa", "κ (fine)", "--"),
-                              ("coarse_lam", "λ_L (coarse)", "-"),
-                              ("fine_lam", "λ (fine)", "--")):
+    ax_lam = ax_k.twinx()  # κ and λ differ by orders of magnitude: one axis each
+    for ax, key, label, style in ((ax_k, "coarse_kappa", "κ_L (coarse)", "-"),
+                                  (ax_k, "fine_kappa", "κ (fine)", "--"),
+                                  (ax_lam, "coarse_lam", "λ_L (coarse)", "-"),
+                                  (ax_lam, "fine_lam", "λ (fine)", "--")):
         ys = [_num(p.get(key)) for p in points]
         if any(math.isfinite(y) for y in ys):
-            ax_k.plot(step, ys, style, label=label)
-    ax_k.set_ylabel("coupling")
+            ax.plot(step, ys, style, label=label,
+                    color="tab:green" if ax is ax_k else "tab:purple")
+    ax_k.set_ylabel("κ", color="tab:green")
+    ax_lam.set_ylabel("λ", color="tab:purple")
     ax_k.set_xlabel("training step")
-    if ax_k.lines:
-        ax_k.legend(loc="best", fontsize="small")
+    lines = ax_k.lines + ax_lam.lines
+    if lines:
+        ax_k.legend(lines, [str(ln.get_label()) for ln in lines], loc="best",
+                    fontsize="small")
     for ax in (ax_ess, ax_loss, ax_k):
         ax.grid(alpha=0.3)
     return _svg(fig, title)

@@ -7,6 +7,7 @@ at 1280 and 390 px go to runs/ui/ (issue 13)."""
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,34 +170,71 @@ def test_hmc_job_live_then_ensemble_download(browser: Browser, site: Site) -> No
            "download finished")
     assert hashlib.sha256(target.read_bytes()).hexdigest() == sha
     b.screenshot("ensemble")
-    b.get("/ui/jobs")
+    b.get("/ui/jobs?kind=train")  # the kind filter
+    assert job_id[:8] not in b.css("main").text
+    b.get("/ui/jobs?kind=hmc&state=succeeded")
     assert job_id[:8] in b.css("table.jobs").text
-    b.screenshot("jobs")
     site.made.update(job=job_id, ensemble=job_id)
     _no_console_errors(b)
 
 
-def test_training_curve_renders_live(browser: Browser, site: Site) -> None:
+def test_training_live_in_the_list_then_curve_model_download_alias(browser: Browser,
+                                                                    site: Site) -> None:
     b = browser
     b.sign_in(site.keys["alice"])
     b.get("/ui/submit/train")
-    _fill(b, {"f-spec-L": "8", "f-spec-steps": "5", "f-spec-batch": "16",
+    _fill(b, {"f-spec-L": "8", "f-spec-steps": "10", "f-spec-batch": "16",
               "f-model_name": "lab-a.ui-test"})
     b.css("form.submit button[type=submit]").click()
     b.wait(lambda: "/ui/jobs/" in b.d.current_url, 30, "job page")
     job_id = b.d.current_url.rsplit("/", 1)[1]
-    assert _wait_done(b, site, 150) == "succeeded"
-    b.wait(lambda: b.all('[data-job] img[data-chart="curve"]'), 10, "curve inserted")
+    b.get("/ui/jobs?kind=train")  # the list follows it live
+    row = f'tr[data-job="{job_id}"]'
+    assert b.css(row).get_attribute("data-events"), "not followed live: already finished?"
+    b.js("window.__sameDocument = true; window.__seen = [];"
+         "new MutationObserver(() => window.__seen.push(document.querySelector("
+         "arguments[0] + ' [data-field=state]').textContent)).observe("
+         "document.querySelector(arguments[0]), "
+         "{subtree: true, childList: true, characterData: true});", row)
+    try:
+        b.wait(lambda: b.css(f'{row} [data-field="state"]').text == "succeeded", 150,
+               "training finished in the list")
+    except Exception as exc:
+        raise AssertionError(site.log.read_text(errors="replace")[-4000:]) from exc
+    assert b.js("return window.__sameDocument") is True and b.js("return window.__seen")
+    ess = float(b.css(f'{row} [data-field="ess"]').text)
+    kappa_l = float(b.css(f'{row} [data-field="kappa_L"]').text)
+    assert 0.0 <= ess <= 1.0 and 0.1 < kappa_l < 0.4
+    assert not b.all(f'{row} [data-field="cancel"]')  # no cancel for a finished job
+    b.get("/ui/jobs")
+    b.screenshot("jobs")
+    b.css(f'{row} a[href="/ui/jobs/{job_id}"]').click()
+    b.wait(lambda: b.all('img[data-chart="curve"]'), 20, "job page with its curve")
     b.wait(lambda: all(w > 0 for _, w in b.images_loaded()), 30, "curve drawn")
-    b.get(f"/ui/jobs/{job_id}")  # and server-rendered on a fresh load
-    imgs = b.images_loaded()
     assert any("/ui/models/lab-a.ui-test/versions/1/curve.svg" in s and w > 300
-               for s, w in imgs), imgs
+               for s, w in b.images_loaded()), b.images_loaded()
     b.screenshot("job-train")
-    b.get("/ui/models?dim=2")
+    b.get("/ui/models")
+    _fill(b, {"q-dim": "2", "q-L": "8", "q-method": "ir"})
+    b.css("#q-method").send_keys(Keys.ENTER)
+    b.wait(lambda: "method=ir" in b.d.current_url, 20, "search")
     b.wait(lambda: all(w > 0 for _, w in b.images_loaded()), 30, "coupling map drawn")
     assert "lab-a.ui-test/1" in b.css("table").text
     b.screenshot("models")
+    b.d.find_element("link text", "lab-a.ui-test/1").click()
+    b.wait(lambda: "/ui/models/lab-a.ui-test" in b.d.current_url, 20, "model page")
+    weights = b.css("#v1 code.digest").text.strip()
+    b.css('#v1 a[href$="/versions/1/download"]').click()
+    target = b.downloads / "lab-a.ui-test-v1.zip"
+    b.wait(lambda: target.is_file() and not list(b.downloads.glob("*.crdownload")), 30,
+           "model download finished")
+    with zipfile.ZipFile(target) as z:
+        assert hashlib.sha256(z.read("model.safetensors")).hexdigest() == weights
+    _fill(b, {"f-alias": "best"})
+    b.css("#f-alias").send_keys(Keys.ENTER)
+    b.wait(lambda: "lab-a.ui-test@best" in b.css("#aliases").text, 20, "alias set")
+    assert "version 1" in b.css("#aliases").text
+    b.screenshot("model")
     site.made.update(model="lab-a.ui-test", train=job_id)
     _no_console_errors(b)
 
