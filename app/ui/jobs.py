@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -38,7 +39,16 @@ def job_view(op: dict[str, Any]) -> dict[str, Any]:
         "summary": resp.get("summary") or {},
         "ensemble": resp.get("ensemble"), "model": resp.get("model"),
         "error": (op.get("error") or {}).get("message"),
+        "model_ref": _model_ref(meta),
     }
+
+
+def _model_ref(meta: dict[str, Any]) -> dict[str, str] | None:
+    """A sample job's model (``NAME``, ``NAME/VERSION``, ``NAME@ALIAS``) and its page."""
+    ref = (meta.get("spec") or {}).get("model") if meta.get("kind") == "sample" else None
+    if not isinstance(ref, str) or not ref:
+        return None
+    return {"ref": ref, "name": re.split(r"[/@]", ref, maxsplit=1)[0]}
 
 
 @router.get("/ui/jobs", include_in_schema=False)

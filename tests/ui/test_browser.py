@@ -178,7 +178,7 @@ def test_hmc_job_live_then_ensemble_download(browser: Browser, site: Site) -> No
     _no_console_errors(b)
 
 
-def test_training_live_in_the_list_then_curve_model_download_alias(browser: Browser,
+def test_training_live_in_the_list_then_curve_model_alias_sample(browser: Browser,
                                                                     site: Site) -> None:
     b = browser
     b.sign_in(site.keys["alice"])
@@ -235,6 +235,20 @@ def test_training_live_in_the_list_then_curve_model_download_alias(browser: Brow
     b.wait(lambda: "lab-a.ui-test@best" in b.css("#aliases").text, 20, "alias set")
     assert "version 1" in b.css("#aliases").text
     b.screenshot("model")
+    b.d.find_element("link text", "Sample from it").click()  # the form comes filled in
+    b.wait(lambda: "/ui/submit/sample" in b.d.current_url, 20, "sample form")
+    assert b.css("#f-spec-model").get_attribute("value") == "lab-a.ui-test/1"
+    _fill(b, {"f-spec-n_samples": "64"})
+    b.css("form.submit button[type=submit]").click()
+    b.wait(lambda: "/ui/jobs/" in b.d.current_url, 30, "sample job page")
+    assert _wait_done(b, site, 120) == "succeeded"
+    b.d.refresh()
+    assert float(b.css('[data-field="ode"]').text.split()[0]) < 0.5  # the monitor's bound
+    assert "τ_int" in b.css("main").text
+    assert b.css('[data-link="sampled-model"]').text == "Sampled from lab-a.ui-test/1"
+    b.css('[data-link="ensemble"]').click()
+    b.wait(lambda: "/ui/ensembles/" in b.d.current_url, 20, "ensemble page")
+    assert "from lab-a.ui-test/1" in b.css("main").text
     site.made.update(model="lab-a.ui-test", train=job_id)
     _no_console_errors(b)
 

@@ -134,3 +134,15 @@ def test_pages_send_a_strict_content_security_policy(lab: Lab) -> None:
         csp = c.get(path).headers["content-security-policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
         assert "unsafe-inline" not in csp
+
+
+def test_a_revoked_key_ends_the_dashboard_session(lab: Lab) -> None:
+    c = lab.user("carol")
+    admin = {"Authorization": f"Bearer {lab.keys['admin']}"}
+    r = lab.client.post("/v1/users/carol/keys", json={}, headers=admin)
+    key, prefix = r.json()["key"], r.json()["prefix"]
+    sign_in(c, key)
+    assert c.get("/ui/jobs").status_code == 200
+    assert lab.client.delete(f"/v1/keys/{prefix}", headers=admin).status_code == 204
+    r = c.get("/ui/jobs")
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/signin")

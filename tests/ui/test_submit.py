@@ -93,6 +93,9 @@ def test_other_groups_see_nothing_and_members_cannot_cancel_others_jobs(lab: Lab
     job_url = r.headers["location"]
     job_id = job_url.rsplit("/", 1)[1]
     assert job_id in alice.get("/ui/jobs").text
+    assert job_id in alice.get("/ui/jobs?kind=hmc&state=queued").text  # the filters
+    assert job_id not in alice.get("/ui/jobs?kind=train").text
+    assert job_id not in alice.get("/ui/jobs?state=running").text
 
     bob_token = sign_in(bob, lab.keys["bob"])
     assert job_id not in bob.get("/ui/jobs").text
@@ -152,3 +155,15 @@ def test_every_control_has_a_label_and_every_image_alt_text(lab: Lab) -> None:
             assert ctl.get("id") in p.label_for or ctl.get("aria-label"), (path, ctl)
         for img in p.images:
             assert img.get("alt"), (path, img)
+
+
+def test_a_bad_model_search_is_shown_next_to_its_field(lab: Lab) -> None:
+    c = lab.user("alice")
+    sign_in(c, lab.keys["alice"])
+    r = c.get("/ui/models", params={"dim": "7", "min_ess": "0.2"})
+    assert r.status_code == 422
+    m = re.search(r'<p class="error" id="e-q-dim">([^<]+)</p>', r.text)
+    assert m and "dim=" in m.group(1) and "3" in m.group(1), r.text[-2000:]
+    assert 'id="e-q-min_ess"' not in r.text and 'value="0.2"' in r.text
+    ok = c.get("/ui/models", params={"dim": "2", "kappa_min": "0.1", "method": "ir"})
+    assert ok.status_code == 200 and "No model versions you can see match" in ok.text
