@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
+MIGRATION_LOCK_ID = 0x5F5F_0A11  # pg_advisory_xact_lock key: "srflow migrations"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -82,8 +83,9 @@ def upgrade(url: str) -> None:
 
     The API and the workers start together and all upgrade: on a SQLite file an exclusive
     lock file serialises them (else two processes both see an empty database and both
-    create the tables); elsewhere a process that loses the race retries once, after the
-    winner's transaction committed."""
+    create the tables); on PostgreSQL a transaction-scoped advisory lock does (a bare race
+    failed on pg_type's unique index); elsewhere a process that loses the race retries
+    once, after the winner's transaction committed."""
     from alembic import command
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -92,6 +94,8 @@ def upgrade(url: str) -> None:
 
     def run() -> None:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # held until this transaction ends
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 

@@ -3,6 +3,11 @@ data in it (issue 12); 64-bit sizes, seeds and quotas survive a round trip."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -15,6 +20,7 @@ from core.registry.keys import Caller
 from core.registry.models import Base, Ensemble, Group, ModelVersion
 from core.registry.store import Blob
 
+ROOT = Path(__file__).resolve().parents[2]
 ALICE = Caller("alice", ("lab-a",), False, "a")
 BIG = 2**33 + 7  # > 2^31: PostgreSQL's INTEGER overflows, BIGINT holds it
 
@@ -91,3 +97,19 @@ def test_upgrade_from_the_previous_revision_keeps_the_data(db_url: str) -> None:
         mv = catalog.resolve(s, "m-big/1", ALICE)
         assert isinstance(mv, ModelVersion) and mv.size == BIG and mv.seed == BIG
         assert s.get(Group, "lab-huge").max_sample_volume == 2**34  # type: ignore[union-attr]
+
+
+
+@pytest.mark.slow  # four interpreters start (about 7 s)
+def test_processes_starting_together_all_migrate(db_url: str) -> None:
+    """The API's and the workers' processes start at once and all run ``upgrade`` on the
+    empty database: every one succeeds and the schema is created once (on PostgreSQL an
+    advisory lock serialises them; the loser of a bare race failed on pg_type's unique
+    index). Processes, not threads: alembic's context is process-global."""
+    code = "import sys; from core.registry.db import upgrade; upgrade(sys.argv[1])"
+    procs = [subprocess.Popen([sys.executable, "-c", code, db_url], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=120)[0].decode(errors="replace") for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(outs)
+    _assert_schema_is_the_models(db_url)
