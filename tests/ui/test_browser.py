@@ -179,7 +179,7 @@ def test_hmc_job_live_then_ensemble_download(browser: Browser, site: Site) -> No
 
 
 def test_training_live_in_the_list_then_curve_model_alias_sample(browser: Browser,
-                                                                    site: Site) -> None:
+                                                                  site: Site) -> None:
     b = browser
     b.sign_in(site.keys["alice"])
     b.get("/ui/submit/train")
