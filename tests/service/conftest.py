@@ -17,6 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.databases import db_url, postgres_server  # SQLite | PostgreSQL (issue 12)
+
+__all__ = ["db_url", "postgres_server"]
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_KEY = "srf_7e57ab1e_service-tests-admin-key"
 PY = sys.executable
