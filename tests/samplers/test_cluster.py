@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -174,15 +172,18 @@ def test_job_writes_an_hdf5_ensemble_like_hmc(tmp_path: Path) -> None:
     assert ens.meta.observables["susceptibility"]["mean"] > 0
 
 
-def test_spec_and_cli_refuse_an_odd_L_for_the_cluster_algorithm() -> None:
+def test_spec_and_cli_refuse_an_odd_L_for_the_cluster_algorithm(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from pydantic import ValidationError
 
+    from core.cli.main import main
     from core.specs import HmcSpec
 
     with pytest.raises(ValidationError, match="even L"):
         HmcSpec(L=7, kappa=0.2, lam=0.1, n_samples=8, algorithm="cluster")
-    proc = subprocess.run([sys.executable, "-m", "core.cli.main", "hmc", "--L", "7", "--kappa",
-                           "0.2", "--lam", "0.1", "--n-samples", "8", "--algorithm", "cluster"],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.count("\n") == 1 and "even L" in proc.stderr
+    code = main(["hmc", "--L", "7", "--kappa", "0.2", "--lam", "0.1", "--n-samples", "8",
+                 "--algorithm", "cluster"])
+    out = capsys.readouterr()
+    assert code == 2 and out.out == ""
+    assert out.err.count("\n") == 1 and "even L" in out.err
