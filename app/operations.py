@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core.registry import catalog
+from core.registry.keys import Caller
 from core.registry.models import FINAL_STATES, Job
 from core.registry.redact import redact
 
@@ -63,7 +65,7 @@ def to_operation(job: Job) -> Operation:
         meta["model_name"] = job.model_name
     op = Operation(name=f"jobs/{job.id}", done=done, metadata=meta)
     if job.status == "succeeded":
-        op.response = {"@type": "srflow.v1.JobResult", **(job.result or {})}
+        op.response = {"@type": "srflow.v1.JobResult", **with_links(job.result or {})}
     elif job.status == "failed":
         op.error = OperationError(
             code=CODE["failed"],
@@ -72,4 +74,48 @@ def to_operation(job: Job) -> Operation:
         )
     elif job.status == "cancelled":
         op.error = OperationError(code=CODE["cancelled"], message="the job was cancelled")
+    return op
+
+
+def model_link(name: str, version: int) -> dict[str, Any]:
+    """A model version as a finished job or an ensemble names it: reference and URL."""
+    return {"name": name, "version": version, "ref": f"{name}/{version}",
+            "url": f"/v1/models/{name}/versions/{version}"}
+
+
+# What a caller who cannot see a model version is told in its place (docs/sharing.md).
+REDACTED_MODEL: dict[str, Any] = {"redacted": True}
+
+
+def with_links(result: dict[str, Any]) -> dict[str, Any]:
+    """A job's result with the URLs of its outputs: ``ensemble.url`` (metadata),
+    ``ensemble.download`` (HDF5) and ``model.ref`` / ``model.url`` (issue 12: a newcomer
+    should not need the docs to learn where the outputs are)."""
+    out = dict(result)
+    ens = out.get("ensemble")
+    if isinstance(ens, dict) and ens.get("id"):
+        out["ensemble"] = {**ens, "url": f"/v1/ensembles/{ens['id']}",
+                           "download": f"/v1/ensembles/{ens['id']}/download"}
+    model = out.get("model")
+    if isinstance(model, dict) and model.get("name") and model.get("version") is not None:
+        out["model"] = {**model, **model_link(str(model["name"]), int(model["version"]))}
+    return out
+
+
+def redact_sources(op: Operation, session: Any, caller: Caller) -> Operation:
+    """The operation as ``caller`` may see it: a model version the caller cannot see (a
+    sample job's source, a train job's output whose visibility was narrowed) is replaced
+    by ``{"redacted": true}``, and so is a sample spec's ``model`` reference. The job's
+    owner and admins see it unredacted."""
+    if caller.is_admin or op.metadata.get("owner") == caller.user:
+        return op
+    model = (op.response or {}).get("model")
+    if isinstance(model, dict) and model.get("name") and model.get("version") is not None:
+        if catalog.get_version(session, str(model["name"]), int(model["version"]),
+                               caller) is None:
+            op.response = {**(op.response or {}), "model": REDACTED_MODEL}
+    spec = op.metadata.get("spec")
+    if op.metadata.get("kind") == "sample" and isinstance(spec, dict) and spec.get("model"):
+        if catalog.resolve(session, str(spec["model"]), caller) is None:
+            op.metadata = {**op.metadata, "spec": {**spec, "model": REDACTED_MODEL}}
     return op

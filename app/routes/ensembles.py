@@ -8,12 +8,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.deps import CallerDep, SessionDep, SettingsDep
-from app.operations import _t
+from app.operations import REDACTED_MODEL, _t, model_link
 from app.problems import Problem
 from app.ranges import serve_blob
 from core.registry import catalog
 from core.registry.keys import Caller
-from core.registry.models import Ensemble
+from core.registry.models import Ensemble, ModelVersion
 
 router = APIRouter(tags=["ensembles"])
 
@@ -26,6 +26,16 @@ def ensemble_or_404(session: Any, ensemble_id: str, caller: Caller) -> Ensemble:
     return ens
 
 
+def _source_model(session: Any, mv: ModelVersion | None, caller: Caller) -> Any:
+    """The model version a sample ensemble came from, named only to a caller who can see
+    that version (docs/sharing.md); ``{"redacted": true}`` to others, None for hmc."""
+    if mv is None:
+        return None
+    if catalog.get_version(session, mv.model.name, mv.version, caller) is None:
+        return REDACTED_MODEL
+    return model_link(mv.model.name, mv.version)
+
+
 @router.get("/ensembles/{ensemble_id}", summary="Ensemble metadata and observables")
 def get_ensemble(ensemble_id: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     e = ensemble_or_404(session, ensemble_id, caller)
@@ -34,7 +44,7 @@ def get_ensemble(ensemble_id: str, session: SessionDep, caller: CallerDep) -> di
         "id": e.id, "job_id": e.job_id, "kind": e.kind,
         "theory": {"dim": e.dim, "L": e.L, "kappa": e.kappa, "lam": e.lam},
         "n": e.n,
-        "model": {"name": mv.model.name, "version": mv.version} if mv is not None else None,
+        "model": _source_model(session, mv, caller),
         "summary": e.summary,
         "observables": (e.summary or {}).get("observables"),
         "sha256": e.sha256, "size": e.size,

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import CallerDep, CeleryDep, SessionDep, SettingsDep
 from app.guards import IdempotencyGuard, QuotaGuard, request_digest
-from app.operations import Operation, OperationList, to_operation
+from app.operations import Operation, OperationList, redact_sources, to_operation
 from app.problems import Problem, pydantic_errors, summarize
 from app.ratelimit import job_rate_limit
 from core.registry import catalog
@@ -155,7 +155,8 @@ def list_jobs(
                               page_token=page_token)
     except ValueError as exc:
         raise _invalid("page_token", f"{exc}: pass next_page_token unchanged") from None
-    return OperationList(operations=[to_operation(j) for j in page.jobs],
+    return OperationList(operations=[redact_sources(to_operation(j), session, caller)
+                                     for j in page.jobs],
                          next_page_token=page.next_page_token)
 
 
@@ -200,7 +201,9 @@ def _key_still_valid(factory: Any, request: Request) -> bool:
 
 @router.get("/jobs/{job_id}", response_model=Operation, summary="Get a job")
 def get_job(job_id: str, session: SessionDep, caller: CallerDep) -> Operation:
-    return to_operation(_job_or_404(session, job_id, caller))
+    """A finished job's ``response`` names its outputs with their URLs (``ensemble.url``,
+    ``ensemble.download``, ``model.ref``, ``model.url``)."""
+    return redact_sources(to_operation(_job_or_404(session, job_id, caller)), session, caller)
 
 
 @router.post("/jobs/{job_id}:cancel", response_model=Operation, summary="Cancel a job")
@@ -229,14 +232,14 @@ async def job_events(
     The key is re-checked every ``sse_key_recheck_s``: once it is revoked or expired the
     stream ends with an ``error`` event. At most ``max_streams_per_key`` streams per key."""
     factory = session_factory(settings.db_url)
-    op = to_operation(visible)  # already loaded by the 404 check
+    op = redact_sources(to_operation(visible), session, caller)  # loaded by the 404 check
     # The request's session would hold a pooled connection for the whole stream (hours);
     # each poll below opens and closes its own.
     await run_in_threadpool(session.close)
 
     def load() -> Operation:
         with factory() as s:
-            return to_operation(_job_or_404(s, job_id, caller))
+            return redact_sources(to_operation(_job_or_404(s, job_id, caller)), s, caller)
 
     last = None
     seq = 0

@@ -42,7 +42,8 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _print_op(op: dict[str, Any], as_json: bool) -> None:
+def _print_op(op: dict[str, Any], as_json: bool, base: str = "") -> None:
+    """One line per job; a finished one adds where its outputs are (full URLs on ``base``)."""
     if as_json:
         print(json.dumps(op, indent=2))
         return
@@ -56,10 +57,17 @@ def _print_op(op: dict[str, Any], as_json: bool) -> None:
         print(f"  error: {op['error']['message']}")
     if op.get("response"):
         resp = op["response"]
-        if "ensemble" in resp:
-            print(f"  ensemble {resp['ensemble']['id']}  sha256 {resp['ensemble']['sha256']}")
-        if "model" in resp:
-            print(f"  model {resp['model']['name']}/{resp['model']['version']}")
+        ens, model = resp.get("ensemble"), resp.get("model")
+        if isinstance(ens, dict):
+            print(f"  ensemble {ens['id']}  sha256 {ens.get('sha256')}")
+            if ens.get("url"):
+                print(f"    metadata {base}{ens['url']}\n    download {base}{ens['download']}")
+        if isinstance(model, dict) and model.get("redacted"):
+            print("  model (not visible to you)")
+        elif isinstance(model, dict):
+            print(f"  model {model['name']}/{model['version']}")
+            if model.get("url"):
+                print(f"    {base}{model['url']}")
 
 
 def _wait(client: SrflowClient, job: str, as_json: bool) -> int:
@@ -82,7 +90,7 @@ def _wait(client: SrflowClient, job: str, as_json: bool) -> int:
         op = client.wait(job, progress=show)
     finally:
         bar.close()
-    _print_op(op, as_json)
+    _print_op(op, as_json, client.url)
     return 0 if op["metadata"]["state"] == "succeeded" else 1
 
 
@@ -101,7 +109,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as c:
         if args.job:
-            _print_op(c.get(args.job), args.json)
+            _print_op(c.get(args.job), args.json, c.url)
             return 0
         ops = [op for _, op in zip(range(args.limit), c.jobs(kind=args.kind, state=args.state),
                                    strict=False)]

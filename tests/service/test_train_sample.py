@@ -51,9 +51,12 @@ def train_sample_roundtrip(svc: Service, tmp: Path, name: str) -> None:
     sample_id = submit(svc, "sample", {"model": f"{name}@best", "n_samples": 64, "chains": 8})
     done = follow_to_success(svc, sample_id)
     ens_id = done["response"]["ensemble"]["id"]
-    assert done["response"]["model"] == {"name": name, "version": version}
+    link = {"name": name, "version": version, "ref": f"{name}/{version}",
+            "url": f"/v1/models/{name}/versions/{version}"}  # issue 12: outputs with URLs
+    assert done["response"]["model"] == link
+    assert done["response"]["ensemble"]["url"] == f"/v1/ensembles/{ens_id}"
     meta = check_ensemble_download(svc, ens_id, tmp)
-    assert meta["model"] == {"name": name, "version": version} and meta["n"] == 64
+    assert meta["model"] == link and meta["n"] == 64
     with h5py.File(tmp / f"{ens_id}.h5", "r") as f:
         assert f.attrs["model_name"] == name and int(f.attrs["model_version"]) == version
         assert f.attrs["srflow_job_id"] == sample_id

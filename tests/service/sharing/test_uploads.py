@@ -134,4 +134,6 @@ def test_download_uploads_unchanged_into_a_second_server_and_samples(
             "model": f"imported-flow/{v2['version']}", "n_samples": 32, "chains": 4}})
         assert r.status_code == 202, r.text
     done = follow_to_success(small_embedded, r.json()["name"].removeprefix("jobs/"))
-    assert done["response"]["model"] == {"name": "imported-flow", "version": v2["version"]}
+    assert done["response"]["model"] == {
+        "name": "imported-flow", "version": v2["version"], "ref": f"imported-flow/{v2['version']}",
+        "url": f"/v1/models/imported-flow/versions/{v2['version']}"}
