@@ -79,10 +79,36 @@ def _first_key(settings: Settings) -> None:
           "the file)", file=sys.stderr)
 
 
+def broker_persistence_warning(url: str) -> str | None:
+    """One line when a Redis broker would lose queued jobs on restart (``appendonly no``;
+    RDB ``save`` snapshots alone lose what arrived since the last one), else None.
+    Celery's messages live only in Redis: with AOF off a restart drops every queued job
+    (the reaper re-sends only running ones). Not Redis, or CONFIG refused: None."""
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    try:
+        with redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3) as r:
+            aof = str(r.config_get("appendonly").get("appendonly", "")).lower()
+            save = str(r.config_get("save").get("save", "")).strip()
+    except Exception:  # unreachable (the API says so) or CONFIG disabled by the host
+        return None
+    if aof == "yes":
+        return None
+    snapshots = f"RDB snapshots only (save {save!r})" if save else "no RDB snapshots either"
+    return (f"srflow: warning: the broker's Redis has appendonly off and {snapshots}: queued "
+            "jobs are lost when Redis restarts; run it with --appendonly yes "
+            "(docker-compose.yml does)")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_for(args)
     settings.root.mkdir(parents=True, exist_ok=True)
     _first_key(settings)
+    warning = broker_persistence_warning(settings.broker_url or "")
+    if warning:
+        print(warning, file=sys.stderr)
     env = dict(os.environ, SRFLOW_DATA_DIR=str(settings.root))
     procs: list[subprocess.Popen[bytes]] = []
     if settings.embedded:
