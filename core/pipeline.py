@@ -217,6 +217,7 @@ def run_train_job(
     init_dir: Path | None = None,
 ) -> JobResult:
     """Train (or resume from ``workdir/checkpoint``) and save the model to ``workdir/model``."""
+    from core.samplers.hmc import SamplingCancelled
     from core.training.api import train
     from core.training.grow import grow_config, should_grow, train_grown
     from core.training.warm import WarmStartError
@@ -232,6 +233,8 @@ def run_train_job(
                            should_stop=should_stop, init_dir=init_dir)
     except WarmStartError as err:
         raise JobError(f"init_from={spec.init_from!r}: {err}") from err
+    except SamplingCancelled as exc:  # in thermalisation or the final evaluation
+        raise JobCancelled(str(exc)) from exc
     if result.stopped == "cancelled":
         raise JobCancelled(f"training cancelled at step {result.steps}")
     summary = {

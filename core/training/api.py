@@ -24,7 +24,7 @@ from core.flows.config import FlowConfig, TheoryConfig
 from core.flows.gap import SolverGapError, measure_gap
 from core.flows.rg_flow import build_flow
 from core.lattice.couplings import Couplings
-from core.samplers.hmc import run_hmc
+from core.samplers.hmc import SamplingCancelled, run_hmc
 from core.specs import TrainSpec, default_kernel_size
 from core.training.couplings import LearnableCouplings
 from core.training.ir import IRConfig, IRSource
@@ -160,24 +160,36 @@ class Evaluation:
     n: int
 
 
+def _checked(chunks: Any, should_stop: Callable[[], bool] | None) -> Any:
+    """The chunks, asking ``should_stop`` before each (SamplingCancelled when it says so)."""
+    for i, chunk in enumerate(chunks):
+        if should_stop is not None and should_stop():
+            raise SamplingCancelled(f"the final evaluation stopped before chunk {i + 1}")
+        yield chunk
+
+
 def evaluate(problem: Matching, spec: TrainSpec, n: int, gen: torch.Generator) -> Evaluation:
-    """ESS/N and D^(I) on n fresh proposals (coarse fields from exact HMC) and the gap."""
+    """ESS/N and D^(I) on n fresh proposals (coarse fields from exact HMC) and the gap.
+    ``problem.should_stop`` is asked between HMC trajectories and between chunks of 1024
+    proposals: SamplingCancelled when it answers True."""
     flow: Any = problem.flow
     p = next(flow.parameters())
+    stop = problem.should_stop
     with torch.no_grad():
         if problem.source is None:
             log_w = torch.cat([-_fine_action(problem, out.phi) - out.log_q.double()
                                for out in (flow(min(1024, n - i), gen)
-                                           for i in range(0, n, 1024))])
+                                           for i in _checked(range(0, n, 1024), stop))])
             gap = problem.gap(torch.empty(64), gen).log_q
         else:
             c = problem.coarse.values()
             hmc = run_hmc(dim=spec.dim, L=spec.coarse_L, kappa=c.kappa, lam=c.lam, n_samples=n,
-                          chains=64, generator=gen, n_therm=200, device=spec.device)
+                          chains=64, generator=gen, n_therm=200, device=spec.device,
+                          should_stop=stop)
             phi_c = hmc.configs.reshape((-1, *hmc.configs.shape[2:]))[:n]
             phi_c = phi_c.to(device=p.device, dtype=p.dtype)
             log_w = torch.cat([problem.log_w(problem.push(x, generator=gen))
-                               for x in phi_c.split(1024)])
+                               for x in _checked(phi_c.split(1024), stop)])
             gap = measure_gap(flow, phi_c[:64], gen).log_q
     return Evaluation(ess=ess_fraction(log_w), loss=float(-log_w.mean()), gap=gap,
                       n=int(log_w.numel()))
@@ -210,6 +222,7 @@ def train(spec: TrainSpec, *, workdir: Path, progress: Progress | None = None,
     if init is not None and not record_init_dir:
         init.parent = spec.init_from or ""
     problem, config = build_problem(spec, opts, gens, init)
+    problem.set_should_stop(should_stop)  # thermalisation and evaluation too (issue 12)
     lr = spec.lr if spec.lr is not None else (5e-3 if spec.method == "baseline" else 0.01)
     tcfg = TrainerConfig(steps=spec.steps, lr=lr, lr_decay=spec.lr_decay,
                          max_minutes=spec.max_minutes, target_ess=spec.target_ess,

@@ -10,6 +10,7 @@ the explicit −E[∂S_L/∂c_L] of D^(I) and this term cancel in expectation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,12 +51,15 @@ class IRSource:
                                  generator=logz_generator, config=self.config.logz,
                                  device=device)
         self.thermalised = False
+        self.should_stop: Callable[[], bool] | None = None  # asked during thermalisation
 
     def draw(self) -> Tensor:
-        """The next training batch (graph back to c_L when c_L learns)."""
+        """The next training batch (graph back to c_L when c_L learns). The first call
+        thermalises (``n_therm`` steps), asking ``should_stop`` as it goes."""
         c = self.coarse
         if not self.thermalised:
-            self.langevin.thermalise(c.kappa, c.lam, self.config.n_therm)
+            self.langevin.thermalise(c.kappa, c.lam, self.config.n_therm,
+                                     should_stop=self.should_stop)
             self.thermalised = True
         learn = bool(c.learnable)
         return self.langevin.step_many(c.kappa, c.lam, self.config.n_between,

@@ -13,6 +13,7 @@ kinetic energy, Finlay et al. 2020).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from core.training.loss import LossTerms, reverse_kl
 
 class CoarseSource(Protocol):
     side: str
+    should_stop: Callable[[], bool] | None  # asked during thermalisation
 
     def draw(self) -> Tensor: ...
 
@@ -68,6 +70,14 @@ class Matching(nn.Module):
         self.kinetic_weight = float(kinetic_weight)
         self.baseline_batch = baseline_batch
         self._kinetic_kw = _accepts_kinetic(flow)
+        self.should_stop: Callable[[], bool] | None = None
+
+    def set_should_stop(self, should_stop: Callable[[], bool] | None) -> None:
+        """Cancellation for the long phases outside the trainer's step loop: the source's
+        thermalisation and the final evaluation (they raise SamplingCancelled)."""
+        self.should_stop = should_stop
+        if self.source is not None:
+            self.source.should_stop = should_stop
 
     def push(self, phi_coarse: Tensor, solver: Any = None,
              generator: torch.Generator | None = None) -> Proposal:

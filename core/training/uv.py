@@ -14,6 +14,7 @@ fine coupling is the one that maximises ESS/N of the proposals. Because S is lin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from core.lattice.action import action, coupling_derivatives
 from core.lattice.couplings import Couplings
-from core.samplers.hmc import HMCSampler
+from core.samplers.hmc import HMCSampler, SamplingCancelled
 from core.training.couplings import LearnableCouplings
 from core.training.logz import LogZConfig, LogZGradient
 from core.training.loss import ess_fraction, logz_surrogate
@@ -54,10 +55,15 @@ class UVSource:
                                  generator=logz_generator, config=self.config.logz,
                                  device=device)
         self.thermalised = False
+        self.should_stop: Callable[[], bool] | None = None  # asked during thermalisation
+
+    def _check_stop(self, _stats: object) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise SamplingCancelled("HMC thermalisation of the UV source stopped")
 
     def draw(self) -> Tensor:
         if not self.thermalised:
-            self.hmc.thermalise(self.config.n_therm)
+            self.hmc.thermalise(self.config.n_therm, callback=self._check_stop)
             self.thermalised = True
         for _ in range(self.config.n_between):
             self.hmc.trajectory()
