@@ -90,10 +90,10 @@ def _pooled(sums: np.ndarray, chains: int, t_len: int) -> _Pooled:
         return _Pooled(0.0, 0.5, math.inf)
     n = chains * t_len
     w = gamma_window(gamma, n)
-    c_w = gamma[0] + 2.0 * gamma[1 : w + 1].sum()
-    gamma = gamma + c_w / t_len  # the subtracted chain means (eq. 49, per chain)
-    c_w = max(gamma[0] + 2.0 * gamma[1 : w + 1].sum(), 1e-300)
-    return _Pooled(math.sqrt(c_w / t_len), float(c_w / (2.0 * gamma[0])), n / (2.0 * (w + 0.5)))
+    c_raw = max(gamma[0] + 2.0 * gamma[1 : w + 1].sum(), gamma[0])  # τ_int(W) ≥ ½
+    c_w = c_raw * (1.0 + (2 * w + 1) / t_len)  # the subtracted chain means (eq. 49, per chain)
+    tau = float(c_w / (2.0 * (gamma[0] + c_raw / t_len)))
+    return _Pooled(math.sqrt(c_w / t_len), tau, n / (2.0 * (w + 0.5)))
 
 
 def chain_consistency(series: Any, *, alpha: float = 1e-3) -> ChainCheck:

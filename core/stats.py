@@ -9,8 +9,9 @@ over all N measurements:
     σ²(ā) = C(W)/N
 
 The window W is the first W with g(W) = exp(−W/τ_W) − τ_W/√(WN) < 0, where
-τ_W = S / ln((2τ_int(W)+1)/(2τ_int(W)−1)) (Wolff eqs. 50-52, S = S_τ ≈ 1.5). Γ is then
-bias-corrected, Γ(t) → Γ(t) + C(W)/N (eq. 49), and
+τ_W = S / ln((2τ_int(W)+1)/(2τ_int(W)−1)) (Wolff eqs. 50-52, S = S_τ ≈ 1.5), or with
+τ_int(W) ≤ ½, which is then taken as ½. Γ is then bias-corrected, Γ(t) → Γ(t) + C(W)/N
+(eq. 49), and
 
     δσ ≈ σ √((W + 1/2)/N),   δτ_int ≈ 2τ_int √((W − τ_int + 1/2)/N)   (eqs. 42, 43).
 
@@ -152,12 +153,12 @@ def _analyse(deviations: Array, mean: float, s_tau: float) -> GammaResult:
     w_max = max(1, t_len // 2)
     gamma = gamma[: w_max + 1]
     w = gamma_window(gamma, n, s_tau) if s_tau > 0 else 0
-    c_w = gamma[0] + 2.0 * gamma[1 : w + 1].sum()
-    gamma = gamma + c_w / n  # bias correction (eq. 49)
-    c_w = gamma[0] + 2.0 * gamma[1 : w + 1].sum()
-    c_w = max(c_w, 0.0)
+    # τ_int(W) ≥ ½ (as UWerr and pyerrors): a Γ(1) that noise made negative must not
+    # shrink the error below the naive one; then the bias correction Γ → Γ + C(W)/N (eq. 49)
+    c_raw = max(gamma[0] + 2.0 * gamma[1 : w + 1].sum(), gamma[0])
+    c_w = c_raw * (1.0 + (2 * w + 1) / n)
     error = math.sqrt(c_w / n)
-    tau_int = float(c_w / (2.0 * gamma[0]))
+    tau_int = float(c_w / (2.0 * (gamma[0] + c_raw / n)))
     return GammaResult(
         mean=float(mean),
         error=error,

@@ -149,12 +149,11 @@ def test_reweighted_errors_match_spread() -> None:
 
 
 def test_single_replica_error_agrees_with_pyerrors() -> None:
-    """Same data, same S = 1.5: Wolff's window and bias-corrected error (eq. 49) as pyerrors
-    (ρ > 0: pyerrors clamps τ_int(W) ≤ 0.5 to 0.5, which differs from us only for
-    anticorrelated estimates of uncorrelated data)."""
+    """Same data, same S = 1.5: Wolff's window, τ_int(W) ≥ ½ and the bias-corrected error
+    (eq. 49) as pyerrors, to rounding."""
     import pyerrors as pe
 
-    for rho, seed in ((0.5, 1), (0.9, 3)):
+    for rho, seed in ((0.0, 1), (0.0, 2), (0.5, 1), (0.9, 3)):
         x = ar1(rho, (20000,), seed)
         ours = gamma_method(x)
         ref = pe.Obs([x], ["ens|r0"])
