@@ -112,3 +112,30 @@ def check_gap(gap: GapMeasure, threshold: float, step: int) -> None:
             f"is exploiting ODE-solver error. Use more solver steps, an adaptive solver "
             f"(dopri5), fewer time modes, a larger kinetic regulariser or a lower lr."
         )
+
+
+def set_solver(flow: Any, solver: Any) -> None:
+    """Give every CNF of ``flow`` the solver ``solver`` (stacks: each level's; baseline: its
+    CNF's) — the counterpart of :func:`solver_of`."""
+    if hasattr(flow, "levels"):
+        for level in flow.levels:
+            level.cnf.solver = solver
+    elif hasattr(flow, "cnf"):
+        flow.cnf.solver = solver
+    if getattr(flow, "solver", None) is not None:
+        flow.solver = solver
+
+
+def refined_solver(solver: Any, gap: GapMeasure, refine_at: float | None,
+                   max_steps: int) -> Any | None:
+    """The solver to switch to when the gap has grown, or None to keep the current one.
+
+    Fixed-step solvers double their steps once ``gap.log_q`` passes ``refine_at`` (RK4's
+    error falls ~2⁴ = 16× per doubling), up to ``max_steps``; adaptive solvers and
+    ``refine_at=None`` are never changed. Refining keeps the trained weights and keeps the
+    reported log q honest: the gap that follows is measured against the new solver."""
+    if refine_at is None or not gap.log_q > refine_at:
+        return None
+    if not getattr(solver, "fixed_step", False) or 2 * solver.steps > max_steps:
+        return None
+    return solver.with_steps(2 * solver.steps)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from core.flows.config import FlowConfig, TheoryConfig
-from core.flows.gap import SolverGapError, measure_gap
+from core.flows.gap import SolverGapError, measure_gap, solver_of
 from core.flows.rg_flow import build_flow
 from core.lattice.couplings import Couplings
 from core.samplers.hmc import SamplingCancelled, run_hmc
@@ -55,6 +55,8 @@ class TrainOptions:
     logz: LogZConfig = field(default_factory=LogZConfig)
     gap_every: int = 10
     gap_threshold: float = 0.5
+    gap_refine_at: float | None = 0.1  # past it RK4 doubles its steps (trainer, measured)
+    max_solver_steps: int = 64
     checkpoint_every: int = 50
     checkpoint_minutes: float = 3.0
     eval_samples: int = 4096  # the final ESS/N uses ≥ 4096 by default; tests use fewer
@@ -227,6 +229,8 @@ def train(spec: TrainSpec, *, workdir: Path, progress: Progress | None = None,
     tcfg = TrainerConfig(steps=spec.steps, lr=lr, lr_decay=spec.lr_decay,
                          max_minutes=spec.max_minutes, target_ess=spec.target_ess,
                          gap_every=opts.gap_every, gap_threshold=opts.gap_threshold,
+                         gap_refine_at=opts.gap_refine_at,
+                         max_solver_steps=opts.max_solver_steps,
                          checkpoint_every=opts.checkpoint_every,
                          checkpoint_minutes=opts.checkpoint_minutes,
                          coupling_lr=opts.coupling_lr, lower_levels=opts.lower_levels,
@@ -248,6 +252,8 @@ def train(spec: TrainSpec, *, workdir: Path, progress: Progress | None = None,
         return TrainResult(model_dir=workdir / "model", method=spec.method, ess=math.nan,
                            loss=math.nan, couplings={}, steps=loop.steps, seconds=loop.seconds,
                            gap=math.nan, stopped=loop.stopped)
+    # the solver the monitor may have refined is part of the model (config.json)
+    config = config.model_copy(update={"solver": solver_of(problem.flow).to_dict()})
     ev = evaluate(problem, spec, opts.eval_samples, gens["init"])
     couplings: dict[str, dict[str, float] | None] = {
         "coarse": None if spec.method == "baseline" else problem.coarse.as_dict(),

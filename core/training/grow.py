@@ -98,8 +98,17 @@ def grow_config(spec: TrainSpec) -> GrowConfig:
     return GrowConfig(lower_lr_factor=spec.lower_lr_factor)
 
 
-def _stage_spec(spec: TrainSpec, size: int, minutes: float | None) -> TrainSpec:
-    return spec.model_copy(update={"L": size, "max_minutes": minutes})
+def _stage_spec(spec: TrainSpec, size: int, minutes: float | None,
+                parent: Path | None) -> TrainSpec:
+    """The stage's spec; it keeps the solver steps the previous stage's gap monitor
+    refined to (a level trained with RK4 × 16 is integrated with RK4 × 16 above it)."""
+    steps = spec.solver_steps
+    config = None if parent is None else parent / "config.json"
+    if config is not None and config.is_file():
+        solver = json.loads(config.read_text()).get("solver") or {}
+        if solver.get("method") == spec.solver:
+            steps = max(steps, int(solver.get("steps", steps)))
+    return spec.model_copy(update={"L": size, "max_minutes": minutes, "solver_steps": steps})
 
 
 def _budget(spec: TrainSpec, spent: float, final: bool, cfg: GrowConfig) -> float | None:
@@ -147,7 +156,7 @@ def train_grown(spec: TrainSpec, *, workdir: Path, progress: Progress | None = N
             plateau_gain=cfg.plateau_gain,
             eval_samples=opts.eval_samples if final else min(cfg.stage_eval,
                                                              opts.eval_samples))
-        stage_spec = _stage_spec(spec, size, _budget(spec, spent, final, cfg))
+        stage_spec = _stage_spec(spec, size, _budget(spec, spent, final, cfg), prev)
         offset = index * spec.steps
         total = len(sizes) * spec.steps
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from core.flows.gap import GapMeasure, check_gap
+from core.flows.cnf import SolverConfig
+from core.flows.gap import GapMeasure, check_gap, refined_solver, set_solver, solver_of
 from core.training.problem import Matching
 
 Progress = Callable[[int, int, dict[str, Any]], None]
@@ -34,8 +35,9 @@ class TrainerConfig:
     """Optimiser, budgets and monitors. ``steps`` is the total step budget (a resumed run
     counts the steps already done); ``target_ess`` stops once the mean ESS/N over the last
     ``ess_window`` steps reaches it; the gap is measured every ``gap_every`` steps on
-    ``gap_batch`` configurations and training stops with SolverGapError above
-    ``gap_threshold`` nats."""
+    ``gap_batch`` configurations; past ``gap_refine_at`` nats a fixed-step solver doubles
+    its steps (up to ``max_solver_steps``, recorded in the curve's ``extra``) and training
+    stops with SolverGapError only if the gap stays above ``gap_threshold`` nats."""
 
     steps: int = 500
     lr: float = 0.01
@@ -47,6 +49,8 @@ class TrainerConfig:
     gap_every: int = 10
     gap_batch: int = 16
     gap_threshold: float = 0.5
+    gap_refine_at: float | None = 0.1  # None: never refine (the first wave's behaviour)
+    max_solver_steps: int = 64
     checkpoint_every: int = 50
     checkpoint_minutes: float = 3.0
     grad_clip: float | None = None
@@ -140,7 +144,15 @@ class Trainer:
             "source": self.problem.source_state(),
             "generators": {k: g.get_state() for k, g in self.generators.items()},
             "curve": [asdict(r) for r in self.curve],
+            **self._solver_state(),
         }
+
+    def _solver_state(self) -> dict[str, Any]:
+        """The flow's (possibly refined) solver; nothing for a flow without an ODE."""
+        try:
+            return {"solver": solver_of(self.problem.flow).to_dict()}
+        except TypeError:
+            return {}
 
     def save_checkpoint(self) -> None:
         if self.checkpoint_path is None:
@@ -162,6 +174,8 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
         self.curve = [CurveRow(**r) for r in state["curve"]]
+        if "solver" in state:  # refined during the earlier session
+            set_solver(self.problem.flow, SolverConfig.from_dict(state["solver"]))
 
     # -- the loop ----------------------------------------------------------------------------
     def _budget_stop(self, started: float) -> str | None:
@@ -204,6 +218,11 @@ class Trainer:
         gap = None
         if cfg.gap_every > 0 and (self.step + 1) % cfg.gap_every == 0:
             gap = self._measure_gap()
+            while (better := refined_solver(solver_of(problem.flow), gap, cfg.gap_refine_at,
+                                            cfg.max_solver_steps)) is not None:
+                set_solver(problem.flow, better)  # weights kept; the gap re-measured on it
+                extra = {**extra, "solver_steps": float(better.steps)}
+                gap = self._measure_gap()
             gap_lq, gap_phi = gap.log_q, gap.phi
         c, f = problem.coarse.values(), problem.fine.values()
         row = CurveRow(step=self.step + 1, wall=wall, ess=terms.ess, loss=terms.d1,

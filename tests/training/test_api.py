@@ -78,3 +78,28 @@ def test_spec_fields_override_options(tmp_path: Path) -> None:
     assert metrics["eval_samples"] == 128 and metrics["kinetic_weight"] == 0.0
     assert metrics["coupling_lr"] == 5e-3
     assert "kinetic" not in metrics["curve"][0]["extra"]  # no regulariser term was computed
+
+
+@pytest.mark.parametrize("method", ["ir", "baseline"])
+def test_refined_solver_is_saved_with_the_model_and_resumed(tmp_path: Path,
+                                                            method: str) -> None:
+    """A solver the gap monitor refined is part of the model: config.json carries it (so
+    sampling integrates with it), the curve records it, and a resumed run keeps it. A
+    negative refinement threshold forces the doubling 4 → 8 → 16 (the cap)."""
+    from dataclasses import replace
+
+    from core.flows.gap import solver_of
+
+    opts = replace(OPTS, gap_refine_at=-1.0, max_solver_steps=16)  # < any gap, even 0.0
+    spec = _spec(method=method, steps=2, solver_steps=4)
+    res = train(spec, workdir=tmp_path / "w", options=replace(opts, gap_every=1))
+    config = json.loads((res.model_dir / "config.json").read_text())
+    assert config["solver"]["steps"] == 16
+    metrics = json.loads((res.model_dir / "metrics.json").read_text())
+    assert metrics["curve"][0]["extra"]["solver_steps"] == 16
+    assert solver_of(load_flow(res.model_dir).flow).steps == 16
+    # resume with refinement off: the checkpoint, not the spec's 4 steps, sets the solver
+    more = train(spec.model_copy(update={"steps": 3}), workdir=tmp_path / "w",
+                 options=replace(OPTS, gap_refine_at=None))
+    assert more.steps == 3
+    assert json.loads((more.model_dir / "config.json").read_text())["solver"]["steps"] == 16

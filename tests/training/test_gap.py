@@ -20,7 +20,8 @@ from core.training.problem import Matching
 from core.training.trainer import Trainer, TrainerConfig
 
 
-def _trainer(solver_steps: int, lr: float, kernel: int = 2, kinetic: float = 0.0) -> Trainer:
+def _trainer(solver_steps: int, lr: float, kernel: int = 2, kinetic: float = 0.0,
+             refine_at: float | None = None, steps: int = 20) -> Trainer:
     gens = {k: torch.Generator().manual_seed(i)
             for i, k in enumerate(["flow", "langevin", "logz", "gap", "init"])}
     flow = SuperResolvingFlow(2, 4, 8, kernel_size=kernel, n_time=10,
@@ -35,12 +36,13 @@ def _trainer(solver_steps: int, lr: float, kernel: int = 2, kinetic: float = 0.0
     with torch.no_grad():
         flow.init_sigma(src.draw(), gens["init"])
     problem = Matching(flow, coarse, fine, src, gens["flow"], kinetic_weight=kinetic)
-    return Trainer(problem, TrainerConfig(steps=20, lr=lr, gap_every=5, gap_threshold=0.5,
-                                          checkpoint_every=0), gens)
+    return Trainer(problem, TrainerConfig(steps=steps, lr=lr, gap_every=5, gap_threshold=0.5,
+                                          gap_refine_at=refine_at, checkpoint_every=0), gens)
 
 
 @pytest.mark.slow
 def test_gap_opening_configuration_is_caught() -> None:
+    """With refinement off (``gap_refine_at=None``) the monitor stops the run."""
     trainer = _trainer(2, lr=0.02)
     with pytest.raises(SolverGapError, match="exceeds the threshold"):
         trainer.run()
@@ -66,3 +68,30 @@ def test_reference_solver_is_finer_for_fixed_and_adaptive_methods() -> None:
     ref = reference_solver(SolverConfig("dopri5", 8, rtol=1e-5, atol=1e-7))
     assert ref.method == "dopri5" and ref.rtol == pytest.approx(1e-7)
     assert ref.atol == pytest.approx(1e-9)
+
+
+@pytest.mark.slow
+def test_growing_gap_refines_the_solver_instead_of_failing() -> None:
+    """The same gap-opening configuration with the default refinement (0.1 nats): the
+    monitor doubles RK4's steps, keeps the weights, and every gap it then records — measured
+    against twice the *new* steps — is back under the threshold; the steps are in the curve."""
+    trainer = _trainer(2, lr=0.02, refine_at=0.1)
+    curve = trainer.run().curve
+    from core.flows.gap import solver_of
+    steps = solver_of(trainer.problem.flow).steps
+    refined = [r.extra["solver_steps"] for r in curve if "solver_steps" in r.extra]
+    assert refined and refined[-1] == steps > 2
+    assert refined == sorted(refined)
+    gaps = [r.gap_log_q for r in curve if r.gap_log_q is not None]
+    assert len(gaps) == 4 and max(gaps) < 0.5
+
+
+def test_refined_solver_doubles_fixed_steps_up_to_the_cap() -> None:
+    from core.flows.gap import GapMeasure, refined_solver
+    rk4 = SolverConfig("rk4", 8)
+    big, small = GapMeasure(0.3, 0.1, 16), GapMeasure(0.05, 0.01, 16)
+    assert refined_solver(rk4, big, 0.1, 64) == SolverConfig("rk4", 16)
+    assert refined_solver(rk4, small, 0.1, 64) is None
+    assert refined_solver(rk4, big, None, 64) is None
+    assert refined_solver(SolverConfig("rk4", 64), big, 0.1, 64) is None
+    assert refined_solver(SolverConfig("dopri5"), big, 0.1, 64) is None
