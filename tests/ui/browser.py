@@ -3,7 +3,9 @@ through selenium, headless, with downloads into a folder and the console log rea
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +20,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "runs" / "ui"
+# the README's screenshots: refresh them with SRFLOW_UI_SHOTS=runs/ui; by default a run
+# (CI's included) writes to a scratch folder and leaves the tracked PNGs alone
+SHOTS = Path(os.environ.get("SRFLOW_UI_SHOTS") or Path(tempfile.gettempdir()) / "srflow-ui")
+if not SHOTS.is_absolute():
+    SHOTS = ROOT / SHOTS
 WIDTHS = (1280, 390)
 
 
