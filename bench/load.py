@@ -39,6 +39,8 @@ from bench.load_stack import ADMIN_KEY, Stack, deployment
 USERS = 20  # keys: max_streams_per_key and the per-key rate limits apply to each
 HMC = {"dim": 2, "L": 8, "kappa": 0.2, "lam": 0.01, "n_samples": 64, "chains": 4,
        "n_therm": 20}  # tiny (~1 s of HMC; a worker child's torch import costs more)
+TIMEOUT_S = 30.0  # a request not answered in full by then is a transport error
+RETRY_S = 10.0  # submissions are retried (same key) until this long after the end
 MIX = (("list", 30), ("get", 22), ("events", 8), ("ensemble", 6), ("download", 12),
        ("submit", 7), ("bad", 15))
 
@@ -55,6 +57,7 @@ class Shared:
     acked: dict[tuple[int, str], set[str]] = field(default_factory=dict)  # job ids per key
     outcomes: list[Outcome] = field(default_factory=list)
     tokens: float = 1.0
+    cut_off: int = 0  # clients still busy at the hard deadline (cancelled)
     stamp: float = field(default_factory=time.monotonic)
 
     def take_submit_token(self) -> bool:
@@ -85,7 +88,8 @@ async def _timed(shared: Shared, route: str, c: httpx.AsyncClient, method: str, 
     return r
 
 
-async def _submit(shared: Shared, c: httpx.AsyncClient, user: int, rng: random.Random) -> None:
+async def _submit(shared: Shared, c: httpx.AsyncClient, user: int, rng: random.Random,
+                  until: float) -> None:
     if shared.take_submit_token() or not shared.sent:
         key = str(uuid.uuid4())
         body = {"kind": "hmc", "spec": {**HMC, "seed": rng.randrange(1 << 30)}}
@@ -95,6 +99,8 @@ async def _submit(shared: Shared, c: httpx.AsyncClient, user: int, rng: random.R
         body = shared.sent[(user, key)]
     auth = {"Authorization": f"Bearer {shared.keys[user]}", "Idempotency-Key": key}
     for _ in range(5):  # a client retries on a transport error or 409 (key in flight)
+        if time.monotonic() > until + RETRY_S:
+            return
         r = await _timed(shared, "POST /v1/jobs", c, "POST", "/v1/jobs", (202, 409),
                          json=body, headers=auth)
         if r is not None and r.status_code == 202:
@@ -154,7 +160,7 @@ async def _client(shared: Shared, c: httpx.AsyncClient, idx: int, until: float) 
                          f"/v1/ensembles/{ens}/download", (200, 206),
                          headers={**auth, **rng_hdr})
         elif action == "submit":
-            await _submit(shared, c, user, rng)
+            await _submit(shared, c, user, rng, until)
         else:
             bad = rng.choice(BAD)
             await _timed(shared, f"bad: {bad.name}", c, bad.method, bad.url(job, ens),
@@ -182,10 +188,16 @@ async def _run(stack: Stack, shared: Shared, clients: int, seconds: float) -> li
     limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=clients)
     scrapes: list[str] = []
     async with httpx.AsyncClient(base_url=stack.url, limits=limits,
-                                 timeout=httpx.Timeout(60.0, connect=30.0)) as c:
+                                 timeout=httpx.Timeout(TIMEOUT_S)) as c:
         until = time.monotonic() + seconds
-        await asyncio.gather(_scrape(stack.url, until, min(5.0, seconds / 3), scrapes),
-                             *(_client(shared, c, i, until) for i in range(clients)))
+        tasks = [asyncio.create_task(_client(shared, c, i, until)) for i in range(clients)]
+        tasks.append(asyncio.create_task(_scrape(stack.url, until, min(5.0, seconds / 3),
+                                                 scrapes)))
+        _, pending = await asyncio.wait(tasks, timeout=seconds + RETRY_S + TIMEOUT_S + 5.0)
+        for t in pending:  # a hard bound on the run's time, whatever the server does
+            t.cancel()
+        shared.cut_off = len(pending)
+        await asyncio.gather(*pending, return_exceptions=True)
     await _scrape(stack.url, 0.0, 0.0, scrapes)  # after the run: the final counts
     return scrapes
 
@@ -201,7 +213,8 @@ def run_load(stack: Stack, clients: int, seconds: float, submit_rate: float,
     scrapes = asyncio.run(_run(stack, shared, clients, seconds))
     wall = time.monotonic() - t0
     check = check_registry(reg, shared.acked, set(seeds), drain_s)
-    return summarize(stack, shared.outcomes, wall, check, scrapes, clients, seconds)
+    return summarize(stack, shared.outcomes, wall, check, scrapes, clients, seconds,
+                     shared.cut_off)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -176,7 +176,8 @@ def _loadavg() -> str:
 
 
 def summarize(stack: Any, outcomes: list[Outcome], wall: float, check: RegistryCheck,
-              scrapes: list[str], clients: int, seconds: float) -> dict[str, Any]:
+              scrapes: list[str], clients: int, seconds: float,
+              cut_off: int = 0) -> dict[str, Any]:
     by_route: dict[str, list[Outcome]] = defaultdict(list)
     for o in outcomes:
         by_route["bad inputs (all)" if o.route.startswith("bad: ") else o.route].append(o)
@@ -195,17 +196,18 @@ def summarize(stack: Any, outcomes: list[Outcome], wall: float, check: RegistryC
     table = "\n".join([
         f"{stack.kind}: {clients} clients, {seconds:.0f} s, {len(outcomes)} requests, "
         f"{len(outcomes) / wall:.0f} req/s, {five} responses >= 500, {transport} transport "
-        f"errors; load average after {_loadavg()}",
+        f"errors, {cut_off} clients cut off at the deadline; load average after {_loadavg()}",
         "| route | n | p50 ms | p95 ms | p99 ms | statuses | wrong |",
         "|---|---|---|---|---|---|---|", *rows])
-    ok = (five == 0 and not wrong and not check.lost and not check.duplicate_acks
+    ok = (five == 0 and not wrong and cut_off == 0 and not check.lost and not check.duplicate_acks
           and not check.duplicate_rows and not check.failed
           and any(k.startswith("GET /v1/jobs") for k in requests) and bool(jobs))
     return {"ok": ok, "deployment": stack.kind, "uvicorn_workers": stack.uvicorn_workers,
             "celery_workers": stack.celery_workers, "clients": clients, "seconds": seconds,
             "requests": len(outcomes), "throughput_rps": round(len(outcomes) / wall, 1),
-            "responses_5xx": five, "transport_errors": transport, "wrong": wrong[:20],
-            "wrong_count": len(wrong), "registry": asdict(check), "loadavg_after": _loadavg(),
+            "responses_5xx": five, "transport_errors": transport, "cut_off": cut_off,
+            "wrong": wrong[:20], "wrong_count": len(wrong), "registry": asdict(check),
+            "loadavg_after": _loadavg(),
             "server_request_counts": requests, "server_jobs": jobs, "scrapes": len(scrapes),
             "client_counts": {r: len(v) for r, v in by_route.items()},
             "table": table, "metrics": excerpt}

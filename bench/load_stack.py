@@ -123,7 +123,7 @@ def deployment(kind: str, uvicorn_workers: int = 3, celery_workers: int = 2,
             stack.logs.append(log)
             stack.procs.append(_spawn([sys.executable, "-m", "core.cli.service", "serve",
                                        "--port", str(port), "--data-dir", str(data),
-                                       "--loglevel", "WARNING"], env, log))
+                                       "--loglevel", "INFO"], env, log))
         elif kind == "redis":
             exe = shutil.which("redis-server")
             if exe is None:
@@ -151,7 +151,8 @@ def deployment(kind: str, uvicorn_workers: int = 3, celery_workers: int = 2,
             stack.procs.append(_spawn(
                 [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
                  "--host", "127.0.0.1", "--port", str(port), "--workers",
-                 str(uvicorn_workers), "--log-level", "warning", "--backlog", "4096"],
+                 str(uvicorn_workers), "--log-level", "info", "--no-access-log",
+                 "--backlog", "4096"],
                 api_env, log))
         else:
             raise ValueError(f"deployment {kind!r}: use redis or embedded")
