@@ -1,6 +1,6 @@
 """Are the direct samplers' Γ-method error bars honest? Replicated runs against their errors.
 
-    python bench/hmc_errors.py [--sizes 8 16] [--kappa 0.25] [--lam 0.01] [--runs 48]
+    python bench/hmc_errors.py [--sizes 8 16] [--kappa 0.25] [--lam 0.01] [--runs 96]
                                [--chains 4] [--per-chain 100] [--algorithms hmc cluster]
 
 For each algorithm and L: ``runs`` independent runs of ``chains`` chains each, sampled the
@@ -11,8 +11,8 @@ and for ⟨|M|⟩, χ and S/V the scatter of the run means over the mean quoted 
 thinned chains, and the largest |z| of a run mean against the mean of all runs.
 
 The first version of this script (8 runs against a 200 000-configuration reference) found
-ratios 1.23 and 1.34 for ⟨|M|⟩ and χ, each uncertain by ±27 %: with 48 runs the same
-question is answered to ±10 %.
+ratios 1.23 and 1.34 for ⟨|M|⟩ and χ, each uncertain by ±27 %: with 96 runs the same
+question is answered to ±7 % (docs/benchmarks.md, "Error bars that hold").
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--kappa", type=float, default=0.25)
     ap.add_argument("--lam", type=float, default=0.01)
-    ap.add_argument("--runs", type=int, default=48)
+    ap.add_argument("--runs", type=int, default=96)
     ap.add_argument("--chains", type=int, default=4, help="chains per run")
     ap.add_argument("--per-chain", type=int, default=100, help="kept configurations per chain")
     ap.add_argument("--n-therm", type=int, default=500)
