@@ -99,6 +99,16 @@ class Deadline:
             return True
         return bool(self.beat is not None and self.beat.lost) or self.inner()
 
+    def urgent(self) -> bool:
+        """True for the reasons to abandon work that writes no checkpoint (thermalisation,
+        the final evaluation): cancel, a lost job, the wall-time limit — not the soft
+        deadline, which waits for the trainer's next step, where a checkpoint is written
+        (else a thermalisation longer than ``soft_time_limit_s`` would re-queue forever)."""
+        if self.limit is not None and time.monotonic() >= self.limit:
+            self.timed_out = True
+            return True
+        return bool(self.beat is not None and self.beat.lost) or self.inner()
+
 
 def requeue(settings: Settings, job_id: str, token: str, send: Callable[[Job], Any]) -> str:
     """Give a running attempt's job back to the queue (conditional on still owning it) and

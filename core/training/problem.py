@@ -74,7 +74,10 @@ class Matching(nn.Module):
 
     def set_should_stop(self, should_stop: Callable[[], bool] | None) -> None:
         """Cancellation for the long phases outside the trainer's step loop: the source's
-        thermalisation and the final evaluation (they raise SamplingCancelled)."""
+        thermalisation and the final evaluation (they raise SamplingCancelled). They write
+        no checkpoint, so a ``should_stop`` with an ``urgent`` method (the worker's
+        deadline) lends that one: a soft deadline waits for the next training step."""
+        should_stop = getattr(should_stop, "urgent", should_stop)
         self.should_stop = should_stop
         if self.source is not None:
             self.source.should_stop = should_stop
