@@ -83,8 +83,9 @@ def model_link(name: str, version: int) -> dict[str, Any]:
             "url": f"/v1/models/{name}/versions/{version}"}
 
 
-# What a caller who cannot see a model version is told in its place (docs/sharing.md).
-REDACTED_MODEL: dict[str, Any] = {"redacted": True}
+# What a caller who cannot see a model version is told in its place (docs/sharing.md);
+# name and version stay as keys (None) so clients that read them do not break.
+REDACTED_MODEL: dict[str, Any] = {"name": None, "version": None, "redacted": True}
 
 
 def with_links(result: dict[str, Any]) -> dict[str, Any]:
@@ -105,8 +106,8 @@ def with_links(result: dict[str, Any]) -> dict[str, Any]:
 def redact_sources(op: Operation, session: Any, caller: Caller) -> Operation:
     """The operation as ``caller`` may see it: a model version the caller cannot see (a
     sample job's source, a train job's output whose visibility was narrowed) is replaced
-    by ``{"redacted": true}``, and so is a sample spec's ``model`` reference. The job's
-    owner and admins see it unredacted."""
+    by ``REDACTED_MODEL``, and so is a sample spec's ``model`` reference. The job's owner
+    and admins see it unredacted."""
     if caller.is_admin or op.metadata.get("owner") == caller.user:
         return op
     model = (op.response or {}).get("model")

@@ -28,7 +28,7 @@ def ensemble_or_404(session: Any, ensemble_id: str, caller: Caller) -> Ensemble:
 
 def _source_model(session: Any, mv: ModelVersion | None, caller: Caller) -> Any:
     """The model version a sample ensemble came from, named only to a caller who can see
-    that version (docs/sharing.md); ``{"redacted": true}`` to others, None for hmc."""
+    that version (docs/sharing.md); ``REDACTED_MODEL`` to others, None for hmc."""
     if mv is None:
         return None
     if catalog.get_version(session, mv.model.name, mv.version, caller) is None:

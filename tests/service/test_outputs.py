@@ -97,10 +97,10 @@ def test_ensemble_names_its_model_only_to_who_can_see_it(world: World) -> None:
     for path in ("/v1/ensembles/sample-1", "/v1/jobs/sample-1"):  # public, model is not
         r = world.client.get(path, headers={"Authorization": f"Bearer {world.keys['bob']}"})
         assert r.status_code == 200 and "secret-flow" not in r.text, (path, r.text)
-    assert world.get("bob", "/v1/ensembles/sample-1")["model"] == {"redacted": True}
+    hidden = {"name": None, "version": None, "redacted": True}
+    assert world.get("bob", "/v1/ensembles/sample-1")["model"] == hidden
     op = world.get("bob", "/v1/jobs/sample-1")
-    assert op["response"]["model"] == {"redacted": True}
-    assert op["metadata"]["spec"]["model"] == {"redacted": True}
+    assert op["response"]["model"] == hidden and op["metadata"]["spec"]["model"] == hidden
     listed = world.get("bob", "/v1/jobs")["operations"]
     assert [o["name"] for o in listed] == ["jobs/sample-1"] and "secret-flow" not in str(listed)
 
