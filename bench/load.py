@@ -8,7 +8,8 @@ in two groups, seeds one finished HMC job per group (an ensemble to download), t
 client loops over a weighted mix: list, get, Server-Sent Events (first event), ensemble
 metadata and download (whole or Range), job submissions with an ``Idempotency-Key``
 (tiny HMC jobs, at most ``--submit-rate`` a second in all; otherwise a replay of an
-earlier key, which must answer the same job), and deliberately bad inputs, each of which
+answered key, which must answer the same job; 429 — the key's rate limit or the group's
+quota — is a valid answer), and deliberately bad inputs, each of which
 must answer its 4xx as ``application/problem+json``. ``/metrics`` is scraped meanwhile.
 Afterwards the jobs drain and the registry is read directly: every acknowledged job is
 there exactly once (no loss), no key made two jobs (no duplicates), and all succeeded.
@@ -81,7 +82,8 @@ async def _timed(shared: Shared, route: str, c: httpx.AsyncClient, method: str, 
     problem = r.headers.get("content-type", "").startswith("application/problem+json")
     bad = None
     if r.status_code not in expect:
-        bad = f"unexpected {r.status_code}"
+        detail = r.json().get("detail", "") if problem else r.text
+        bad = f"unexpected {r.status_code}: {str(detail)[:100]}"
     elif r.status_code >= 400 and not problem:
         bad = f"{r.status_code} without problem+json"
     shared.outcomes.append(Outcome(route, r.status_code, time.perf_counter() - t0, bad))
@@ -90,19 +92,21 @@ async def _timed(shared: Shared, route: str, c: httpx.AsyncClient, method: str, 
 
 async def _submit(shared: Shared, c: httpx.AsyncClient, user: int, rng: random.Random,
                   until: float) -> None:
-    if shared.take_submit_token() or not shared.sent:
+    if shared.take_submit_token() or not shared.acked:
         key = str(uuid.uuid4())
         body = {"kind": "hmc", "spec": {**HMC, "seed": rng.randrange(1 << 30)}}
         shared.sent[(user, key)] = body
-    else:  # a replay: the same key and body must answer the same job
-        user, key = rng.choice(list(shared.sent))
+    else:  # a replay of an answered key: the same body must answer the same job
+        user, key = rng.choice(list(shared.acked))
         body = shared.sent[(user, key)]
     auth = {"Authorization": f"Bearer {shared.keys[user]}", "Idempotency-Key": key}
     for _ in range(5):  # a client retries on a transport error or 409 (key in flight)
         if time.monotonic() > until + RETRY_S:
             return
-        r = await _timed(shared, "POST /v1/jobs", c, "POST", "/v1/jobs", (202, 409),
+        r = await _timed(shared, "POST /v1/jobs", c, "POST", "/v1/jobs", (202, 409, 429),
                          json=body, headers=auth)
+        if r is not None and r.status_code == 429:
+            return  # rate limit or group quota: a real client comes back after Retry-After
         if r is not None and r.status_code == 202:
             job = r.json()["name"].removeprefix("jobs/")
             shared.acked.setdefault((user, key), set()).add(job)
@@ -207,14 +211,18 @@ def run_load(stack: Stack, clients: int, seconds: float, submit_rate: float,
     """Seed (one job per group), load, drain: ``bench.load_checks.summarize``'s dict."""
     reg = Registry(stack.db_url)
     keys = reg.make_keys(USERS)
+    t_seed = time.monotonic()
     seeds = reg.seed_ensembles(stack.url, ADMIN_KEY, [keys[0], keys[1]], HMC, timeout=180.0)
     shared = Shared(keys=keys, ensembles=seeds, submit_rate=submit_rate, jobs=[[s] for s in seeds])
     t0 = time.monotonic()
     scrapes = asyncio.run(_run(stack, shared, clients, seconds))
     wall = time.monotonic() - t0
     check = check_registry(reg, shared.acked, set(seeds), drain_s)
-    return summarize(stack, shared.outcomes, wall, check, scrapes, clients, seconds,
-                     shared.cut_off)
+    out = summarize(stack, shared.outcomes, wall, check, scrapes, clients, seconds,
+                    shared.cut_off)
+    out["phase_seconds"] = {"seed": round(t0 - t_seed, 1), "run": round(wall, 1),
+                            "drain": check.drain_seconds}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

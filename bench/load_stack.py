@@ -43,6 +43,7 @@ class Stack:
     celery_workers: int
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    start_seconds: float = 0.0
 
     def tail_logs(self, chars: int = 3000) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-chars:]}"
@@ -156,8 +157,10 @@ def deployment(kind: str, uvicorn_workers: int = 3, celery_workers: int = 2,
                 api_env, log))
         else:
             raise ValueError(f"deployment {kind!r}: use redis or embedded")
+        t0 = time.monotonic()
         _wait(lambda: _workers_ready(url, stack.celery_workers), start_timeout,
               f"{kind} deployment", stack.procs)
+        stack.start_seconds = round(time.monotonic() - t0, 1)
         yield stack
     finally:
         for p in reversed(stack.procs):
