@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from core import __version__
-from core.specs import HmcSpec, JobSpec, SampleSpec, TrainSpec
+from core.specs import HmcSpec, JobSpec, SampleSpec, ScanSpec, TrainSpec
 
 if TYPE_CHECKING:
     from core.lattice.observables import Measurements
@@ -318,4 +318,8 @@ def run_job(
             spec, workdir=workdir, progress=progress, should_stop=should_stop,
             model_resolver=model_resolver,
         )
+    if isinstance(spec, ScanSpec):
+        from core.scan import run_scan_job
+
+        return run_scan_job(spec, workdir=workdir, progress=progress, should_stop=should_stop)
     raise TypeError(f"unknown job spec {type(spec).__name__}")

@@ -18,12 +18,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import demo, flow_verbs, physics
+    from core.cli import demo, flow_verbs, physics, scan_verbs
 
     parser = _Parser(prog="srflow", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     physics.register(sub)
     flow_verbs.register(sub)
+    scan_verbs.register(sub)
     demo.register(sub)
     try:
         from core.cli import service
