@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import metrics, problems
 from app.problems import problem_responses
-from app.routes import admin, ensembles, health, jobs, models, sharing, uploads
+from app.routes import admin, ensembles, health, jobs, models, scans, sharing, uploads
 from core import __version__
 from core.registry import jobs as job_rows
 from core.registry.db import session_factory, session_scope, upgrade
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.celery = make_celery(settings)
     problems.install(app)
     metrics.install(app, settings)  # GET /metrics (Prometheus, no key)
-    for module in (health, jobs, models, uploads, ensembles, sharing, admin):
+    for module in (health, jobs, scans, models, uploads, ensembles, sharing, admin):
         app.include_router(module.router, prefix="/v1", responses=problem_responses())
     from app import ui  # the dashboard at /ui (issue 13): pages over this same API
 

@@ -95,14 +95,14 @@ def pydantic_errors(errors: list[Any], prefix: tuple[str, ...] = ()) -> list[dic
     out = []
     for err in errors:
         loc = [str(x) for x in err.get("loc", ()) if not isinstance(x, int)]
-        if loc and loc[0] in ("hmc", "train", "sample") and len(loc) > 1:
+        if loc and loc[0] in ("hmc", "train", "sample", "scan") and len(loc) > 1:
             loc = loc[1:]  # the discriminated-union tag
         msg = str(err.get("msg", "invalid"))
         msg = msg.removeprefix("Value error, ")
         etype = err.get("type", "")
         if etype in ("union_tag_not_found", "union_tag_invalid"):
             loc = ["kind"]
-            msg = f"{msg}: use kind = hmc, train or sample"
+            msg = f"{msg}: use kind = hmc, train or sample, or scan for a coupling scan"
         m = _FIELD_IN_MSG.match(msg)
         if m and (not loc or loc[-1] != m.group(1)):
             loc = [*loc, m.group(1)]

@@ -151,6 +151,27 @@ class SrflowClient:
                 raise TimeoutError(f"job {job_id_of(job)} not done after {timeout} s")
             time.sleep(poll)
 
+    # scans (issue 11)
+    def scan(self, kappa: list[float], *, L: int, lam: float | list[float] = 0.01,
+             dim: int = 2, method: str = "ir", **spec: Any) -> dict[str, Any]:
+        """Submit a scan job (other ScanSpec fields as keywords); returns the operation."""
+        body = {"method": method, "dim": dim, "L": L, "kappa": list(kappa), "lam": lam, **spec}
+        return self.submit("scan", body)
+
+    def scan_record(self, job: str) -> dict[str, Any]:
+        """The scan's finished points (also for a cancelled scan)."""
+        return self._json("GET", f"/v1/jobs/{job_id_of(job)}/scan")  # type: ignore
+
+    def download_plot(self, job: str, dest: Path) -> Download:
+        """The scan's fig. 4 PNG → ``dest`` (sha256 checked against the ETag)."""
+        r = self._check(self.http.get(f"/v1/jobs/{job_id_of(job)}/plot"))
+        digest = hashlib.sha256(r.content).hexdigest()
+        if digest != r.headers.get("etag", "").strip('"'):
+            raise SrflowError(0, {"title": "checksum mismatch", "detail": digest})
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(r.content)
+        return Download(dest, digest, len(r.content))
+
     # models
     def models(self, **filters: Any) -> list[dict[str, Any]]:
         params = {k: v for k, v in filters.items() if v is not None}

@@ -170,6 +170,10 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
             error=(type(exc).__name__, str(exc) or repr(exc)),
         )
     wall = time.perf_counter() - start
+    if job.kind == "scan":  # its finished points are kept, whatever stopped it (core.scan)
+        from worker.scan_outputs import finish_scan
+
+        return finish_scan(settings, job_id, token, result, wall, mon.latest, workdir, stop)
     if _cancel_requested(settings, job_id):
         return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
     try:

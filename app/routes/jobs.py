@@ -83,7 +83,7 @@ def _validate(body: dict[str, Any], settings: Settings, session: Any, caller: Ca
 
 
 @router.post("/jobs", status_code=202, response_model=Operation,
-             summary="Submit a job (hmc | train | sample)",
+             summary="Submit a job (hmc | train | sample | scan)",
              dependencies=[Depends(job_rate_limit)])  # before the guards: 429 first
 def submit_job(
     body: Annotated[dict[str, Any], Body(openapi_examples=EXAMPLES)],
@@ -142,7 +142,7 @@ def list_jobs(
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
-    kind: Literal["hmc", "train", "sample"] | None = None,
+    kind: Literal["hmc", "train", "sample", "scan"] | None = None,
     state: Annotated[str | None, Query(description=" | ".join(JOB_STATES))] = None,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
     page_token: str | None = None,
