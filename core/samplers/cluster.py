@@ -86,6 +86,14 @@ def parity_masks(phi: Tensor) -> list[Tensor]:
     return [(parity == k)[None] for k in (0, 1)]
 
 
+@dataclass(frozen=True)
+class SweepStats:
+    """Outcome of one sweep: Metropolis acceptance, mean cluster size / V per flip."""
+
+    acceptance: float
+    cluster_fraction: float
+
+
 class ClusterSampler:
     """C independent chains ``(C, L, ..., L)`` updated by Metropolis sweeps + Wolff flips."""
 
@@ -151,14 +159,6 @@ class ClusterSampler:
             self.step_size = min(max(self.step_size, 1e-3), 10.0)
             if callback is not None:
                 callback(stats)
-
-
-@dataclass(frozen=True)
-class SweepStats:
-    """Outcome of one sweep: Metropolis acceptance, mean cluster size / V per flip."""
-
-    acceptance: float
-    cluster_fraction: float
 
 
 @dataclass
