@@ -26,6 +26,7 @@ from core.registry.db import engine_for
 
 POSTGRES_ENV = "SRFLOW_TEST_POSTGRES_URL"
 BACKENDS = ("sqlite", "postgresql")
+_announced: list[str] = []
 
 
 def postgres_admin_url() -> str:
@@ -53,9 +54,10 @@ def postgres_server(request: pytest.FixtureRequest) -> str:
         version = str(c.exec_driver_sql("SELECT version()").scalar())
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
+    if reporter is not None and capture is not None and not _announced:
         with capture.global_and_fixture_disabled():  # past pytest's fd capture, to the log
             reporter.write_line(f"srflow tests on {version}")
+        _announced.append(version)  # once per run (two conftests import this fixture)
     return url
 
 
