@@ -58,6 +58,13 @@ def _print_op(op: dict[str, Any], as_json: bool, base: str = "") -> None:
     if op.get("response"):
         resp = op["response"]
         ens, model = resp.get("ensemble"), resp.get("model")
+        scan = resp.get("summary") if meta["kind"] == "scan" else None
+        if isinstance(scan, dict):  # one line per point, then the fig. 4 plot
+            for pt in scan.get("points", []):
+                print(f"  κ={pt['kappa']:g} λ={pt['lam']:g}  ESS/N {pt['ess']:.3f}  "
+                      f"model {pt['model']}  ensemble {pt['ensemble']}")
+            if scan.get("plot"):
+                print(f"  plot {base}{scan['plot']}")
         if isinstance(ens, dict):
             print(f"  ensemble {ens['id']}  sha256 {ens.get('sha256')}")
             if ens.get("url"):
@@ -188,7 +195,7 @@ def add_client_verbs(subparsers: Any) -> None:
 
     p = subparsers.add_parser("submit", parents=[common], help="submit a job: "
                               "srflow submit hmc dim=2 L=8 kappa=0.2 lam=0.01 n_samples=64")
-    p.add_argument("kind", choices=["hmc", "train", "sample"])
+    p.add_argument("kind", choices=["hmc", "train", "sample", "scan"])
     p.add_argument("params", nargs="*", help="spec fields NAME=VALUE")
     p.add_argument("--spec-file", default=None, help="JSON file with the spec")
     p.add_argument("--model-name", default=None, help="train: name of the registered model")

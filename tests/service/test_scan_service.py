@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from core.cli.main import main
 from core.client import SrflowClient
 from tests.service.conftest import ADMIN_KEY, Service
 from tests.service.helpers import sse_events, submit, wait_state
@@ -45,7 +46,8 @@ def test_bad_scans_are_422_and_register_nothing(embedded_service: Service, spec:
     assert _scan_count(embedded_service) == before
 
 
-def test_scan_round_trip(embedded_service: Service, tmp_path: Path) -> None:
+def test_scan_round_trip(embedded_service: Service, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
     svc = embedded_service
     with SrflowClient(svc.url, ADMIN_KEY) as client:
         op = client.scan([0.2, 0.25], **{k: v for k, v in TINY.items() if k != "method"})
@@ -83,6 +85,9 @@ def test_scan_round_trip(embedded_service: Service, tmp_path: Path) -> None:
     with SrflowClient(svc.url, ADMIN_KEY) as client:
         got = client.download_plot(job_id, tmp_path / "fig4.png")
     assert got.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and got.size > 10_000
+    assert main(["status", job_id, "--url", svc.url, "--key", ADMIN_KEY]) == 0
+    shown = capsys.readouterr().out
+    assert f"model {points[1]['model']}" in shown and f"/v1/jobs/{job_id}/plot" in shown
 
 
 def test_cancel_keeps_the_finished_points(embedded_service: Service) -> None:
