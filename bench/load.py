@@ -59,6 +59,7 @@ class Shared:
     outcomes: list[Outcome] = field(default_factory=list)
     tokens: float = 1.0
     cut_off: int = 0  # clients still busy at the hard deadline (cancelled)
+    resets: int = 0  # GETs retried once after the connection was closed under them
     stamp: float = field(default_factory=time.monotonic)
 
     def take_submit_token(self) -> bool:
@@ -75,7 +76,15 @@ async def _timed(shared: Shared, route: str, c: httpx.AsyncClient, method: str, 
                  expect: tuple[int, ...], **kw: Any) -> httpx.Response | None:
     t0 = time.perf_counter()
     try:
-        r = await c.request(method, url, **kw)
+        try:
+            r = await c.request(method, url, **kw)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            if method != "GET":
+                raise
+            # a kept-alive connection the server closed as it was reused (uvicorn's
+            # keep-alive is 5 s): retried once, as browsers and urllib3 do, and counted
+            shared.resets += 1
+            r = await c.request(method, url, **kw)
     except httpx.HTTPError as exc:
         shared.outcomes.append(Outcome(route, None, time.perf_counter() - t0, type(exc).__name__))
         return None
@@ -92,13 +101,15 @@ async def _timed(shared: Shared, route: str, c: httpx.AsyncClient, method: str, 
 
 async def _submit(shared: Shared, c: httpx.AsyncClient, user: int, rng: random.Random,
                   until: float) -> None:
-    if shared.take_submit_token() or not shared.acked:
+    if shared.take_submit_token():
         key = str(uuid.uuid4())
         body = {"kind": "hmc", "spec": {**HMC, "seed": rng.randrange(1 << 30)}}
         shared.sent[(user, key)] = body
-    else:  # a replay of an answered key: the same body must answer the same job
+    elif shared.acked:  # a replay of an answered key: the same body must answer the same job
         user, key = rng.choice(list(shared.acked))
         body = shared.sent[(user, key)]
+    else:  # no new job allowed yet and none answered to replay
+        return
     auth = {"Authorization": f"Bearer {shared.keys[user]}", "Idempotency-Key": key}
     for _ in range(5):  # a client retries on a transport error or 409 (key in flight)
         if time.monotonic() > until + RETRY_S:
@@ -220,6 +231,7 @@ def run_load(stack: Stack, clients: int, seconds: float, submit_rate: float,
     check = check_registry(reg, shared.acked, set(seeds), drain_s)
     out = summarize(stack, shared.outcomes, wall, check, scrapes, clients, seconds,
                     shared.cut_off)
+    out["resets_retried"] = shared.resets
     out["phase_seconds"] = {"seed": round(t0 - t_seed, 1), "run": round(wall, 1),
                             "drain": check.drain_seconds}
     return out
