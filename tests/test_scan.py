@@ -200,3 +200,17 @@ def test_cli_tiny_scan_json_schema(tmp_path: Path, capsys: pytest.CaptureFixture
     record = json.loads((out / "scan.json").read_text())
     assert record["stopped"] == "complete" and record["points"][1]["warm_started"] is True
     assert Path(record["points"][0]["ensemble"]).is_file()
+
+
+def test_cli_table_without_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(scan_mod, "run_point",
+                        lambda spec, i, workdir, init_dir, *a: _fake_point(spec, i, init_dir))
+    out = tmp_path / "scan"
+    assert main(["scan", "--L", "8", "--kappa", "0.2,0.3", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "scan ir d=2 L=8: 2/2 points (complete)"
+    assert "κ_L−κ" in lines[1] and len(lines) == 5
+    assert lines[3].split()[:5] == ["0.3", "0.01", "0.500", "0.700", "-0.0500"]
+    assert json.loads((out / "scan.json").read_text())["spec"]["kappa"] == [0.2, 0.3]
+    assert main(["scan", "--L", "8", "--kappa", "0.2", "--out", str(out)]) == 2  # not empty
