@@ -78,7 +78,8 @@ class ScanPoint:
 
 @dataclass(frozen=True)
 class ScanJobResult(JobResult):
-    """``summary`` is the scan record; ``stopped``: complete | cancelled | interrupted."""
+    """``summary`` is the scan record; ``stopped``: complete | cancelled | interrupted |
+    failed (a point after the first raised; ``summary["error"]`` says which and why)."""
 
     points: tuple[ScanPoint, ...] = ()
     plot: Path | None = None
@@ -153,7 +154,7 @@ def run_scan_job(spec: ScanSpec, *, workdir: Path, progress: ProgressFn | None =
     grid = spec.grid()
     stop = _AfterPoint(should_stop)
     points: list[ScanPoint] = []
-    stopped = "complete"
+    stopped, error = "complete", None
     for i in range(len(grid)):
         if i > 0 and stop.stop_before_next():
             stopped = "cancelled"
@@ -163,6 +164,13 @@ def run_scan_job(spec: ScanSpec, *, workdir: Path, progress: ProgressFn | None =
             point = run_point(spec, i, workdir / f"point-{i:02d}", prev, progress, stop.urgent)
         except JobCancelled:
             stopped = "interrupted"
+            break
+        except Exception as exc:  # a failed point ends the scan; the finished ones stay
+            if not points:
+                raise
+            stopped = "failed"
+            error = (f"point {i + 1} (κ={grid[i][0]:g}, λ={grid[i][1]:g}): "
+                     f"{type(exc).__name__}: {exc}")
             break
         points.append(point)
         if progress is not None:
@@ -175,7 +183,7 @@ def run_scan_job(spec: ScanSpec, *, workdir: Path, progress: ProgressFn | None =
     plot = plot_scan(points, workdir / "scan.png") if points else None
     records = [p.record(str(p.model_dir), str(p.ensemble)) for p in points]
     summary = {"points": records, "plot": None if plot is None else str(plot),
-               "stopped": stopped, "n_points": len(grid), "method": spec.method,
+               "stopped": stopped, "error": error, "n_points": len(grid), "method": spec.method,
                "theory": {"dim": spec.dim, "L": spec.L}}
     return ScanJobResult("scan", summary, points=tuple(points), plot=plot, stopped=stopped,
                          n_points=len(grid))

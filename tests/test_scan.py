@@ -214,3 +214,23 @@ def test_cli_table_without_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert lines[3].split()[:5] == ["0.3", "0.01", "0.500", "0.700", "-0.0500"]
     assert json.loads((out / "scan.json").read_text())["spec"]["kappa"] == [0.2, 0.3]
     assert main(["scan", "--L", "8", "--kappa", "0.2", "--out", str(out)]) == 2  # not empty
+
+
+def test_a_failed_point_keeps_the_finished_ones(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    def fake(spec: ScanSpec, i: int, workdir: Path, init_dir: Path | None,
+             *_: Any) -> ScanPoint:
+        if i == 1:
+            raise RuntimeError("solver gap 12 nats")
+        return _fake_point(spec, i, init_dir)
+
+    monkeypatch.setattr(scan_mod, "run_point", fake)
+    res = run_scan_job(ScanSpec(L=8, kappa=[0.2, 0.25, 0.3], lam=0.01), workdir=tmp_path / "a")
+    assert res.stopped == "failed" and [p.index for p in res.points] == [0]
+    assert res.summary["error"] == "point 2 (κ=0.25, λ=0.01): RuntimeError: solver gap 12 nats"
+    out = tmp_path / "b"
+    assert main(["scan", "--L", "8", "--kappa", "0.2,0.25", "--out", str(out), "--json"]) == 1
+    got = capsys.readouterr()
+    assert len(json.loads(got.out)["points"]) == 1
+    assert "solver gap" in got.err and "1 of 2 points finished" in got.err

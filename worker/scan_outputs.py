@@ -42,8 +42,8 @@ def _child(scan: Job, suffix: str, kind: str, spec: dict[str, Any]) -> Job:
 def finish_scan(settings: Settings, job_id: str, token: str, result: Any, wall: float,
                 progress: dict[str, Any], workdir: Path, stop: Any) -> str:
     """The scan's final state — cancelled (a cancel was requested), succeeded (every point
-    ran) or failed (a deadline or a lost job interrupted a point) — with its finished
-    points registered in every case."""
+    ran) or failed (a point failed, or a deadline or a lost job interrupted one) — with its
+    finished points registered in every case."""
     from worker.runner import _cancel_requested, _finish_plain, _time_limit, log
 
     error: tuple[str, str] | None = None
@@ -54,9 +54,12 @@ def finish_scan(settings: Settings, job_id: str, token: str, result: Any, wall: 
     else:
         state = "failed"
         kept = f"{len(result.points)} of {result.n_points} points finished and were kept"
-        error = ((_time_limit(settings)[0], f"{_time_limit(settings)[1]} ({kept})")
-                 if getattr(stop, "timed_out", False) or getattr(stop, "preempted", False)
-                 else ("Interrupted", f"the scan was interrupted ({kept})"))
+        if result.stopped == "failed":
+            error = ("PointFailed", f"{result.summary.get('error')} ({kept})")
+        elif getattr(stop, "timed_out", False) or getattr(stop, "preempted", False):
+            error = (_time_limit(settings)[0], f"{_time_limit(settings)[1]} ({kept})")
+        else:
+            error = ("Interrupted", f"the scan was interrupted ({kept})")
     try:
         return register_scan(settings, job_id, token, result, wall, progress, workdir, state,
                              error)

@@ -112,13 +112,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     record = dict(result.summary)
     (out / "scan.json").write_text(json.dumps({"spec": spec.model_dump(mode="json"),
                                                **record}, indent=1))
+    code = 0
+    if record["stopped"] != "complete":
+        code = 1
+        sys.stderr.write(f"srflow scan: error: {record.get('error') or record['stopped']}; "
+                         f"{len(record['points'])} of {record['n_points']} points finished "
+                         f"and were kept in {out}\n")
     if args.json:
         print(json.dumps({"points": [{k: p[k] for k in POINT_KEYS} for p in record["points"]],
                           "plot": record["plot"]}))
-        return 0
+        return code
     print(f"scan {spec.method} d={spec.dim} L={spec.L}: {len(record['points'])}/"
           f"{record['n_points']} points ({record['stopped']})")
     print(format_table(record["points"]))
     print(f"plot: {record['plot']}; record: {out / 'scan.json'}; models and ensembles "
           f"under {out}/point-NN/")
-    return 0
+    return code
