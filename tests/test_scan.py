@@ -234,3 +234,21 @@ def test_a_failed_point_keeps_the_finished_ones(monkeypatch: pytest.MonkeyPatch,
     got = capsys.readouterr()
     assert len(json.loads(got.out)["points"]) == 1
     assert "solver gap" in got.err and "1 of 2 points finished" in got.err
+
+
+def test_quota_checks_a_scan_by_the_sum_of_its_points() -> None:
+    from types import SimpleNamespace
+
+    from core.registry.quotas import QuotaExceeded, _check_time, check_budget
+
+    spec = ScanSpec(L=8, kappa=[0.2, 0.25], lam=0.01, steps_per_point=100,
+                    max_minutes_per_point=30.0)
+    b = budget(spec)
+    assert b is not None
+    check_budget(SimpleNamespace(worker_memory_bytes=None), "g", b, b.volume)  # exactly fits
+    with pytest.raises(QuotaExceeded) as info:
+        check_budget(SimpleNamespace(worker_memory_bytes=None), "g", b, b.volume - 1)
+    assert info.value.field == "spec.steps_per_point"
+    with pytest.raises(QuotaExceeded):  # 2 points × 30 min > 3000 s
+        _check_time(SimpleNamespace(max_job_seconds=3000.0), spec)
+    _check_time(SimpleNamespace(max_job_seconds=3600.0), spec)
