@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -29,10 +28,10 @@ FIELDS = {"dim": 2, "L": 8, "kappa": 0.25, "lam": 0.01, "method": "ir"}
 
 
 @pytest.fixture
-def s(tmp_path: Path) -> Iterator[Session]:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    upgrade(url)
-    with session_factory(url)() as session:
+def s(db_url: str) -> Iterator[Session]:
+    """On SQLite and PostgreSQL (tests/databases.py)."""
+    upgrade(db_url)
+    with session_factory(db_url)() as session:
         for g in ("lab-a", "lab-b"):
             accounts.create_group(session, g)
         session.commit()
