@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -22,9 +22,17 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    with session_factory(settings.db_url)() as session:
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+    """The request's registry session. Queries run in the thread pool; the session is
+    closed here on the event loop, so a finished request never waits for a free thread to
+    hand its pooled connection back (with 40 threads all waiting for a connection, that
+    wait deadlocked the pool under bench/load.py's 500 clients). Dependencies that query
+    before the route commit for the same reason (get_caller, the quota guard)."""
+    session = session_factory(settings.db_url)()
+    try:
         yield session
+    finally:
+        session.close()  # a pool return: a rollback on a local connection, no thread hop
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -42,6 +50,10 @@ def get_caller(request: Request, session: SessionDep) -> Caller:
             headers={"WWW-Authenticate": 'Bearer realm="srflow"'},
         )
     caller = resolve_caller(session, key.strip())  # groups from memberships
+    # end the read so the pooled connection goes back now: a request that kept it across
+    # the thread-pool hops to its route deadlocked the pool under load (bench/load.py:
+    # 40 threads waiting for 15 connections held by requests waiting for a thread)
+    session.commit()
     if caller is None:
         raise Problem(
             401,

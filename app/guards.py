@@ -128,6 +128,7 @@ async def job_quota(
     body = await _body(request)
     if isinstance(body, dict):
         await run_in_threadpool(_check_quota, session, settings, caller, body, idempotency_key)
+        await run_in_threadpool(session.commit)  # hand the connection back (see get_caller)
 
 
 IdempotencyGuard = Annotated[None, Depends(job_idempotency, scope="function")]
