@@ -37,10 +37,21 @@ def job_view(op: dict[str, Any]) -> dict[str, Any]:
         "eta": prog.get("eta_seconds"),
         "fraction": (step / total) if isinstance(step, int | float) and total else None,
         "summary": resp.get("summary") or {},
-        "ensemble": resp.get("ensemble"), "model": resp.get("model"),
+        "ensemble": resp.get("ensemble"), "model": _visible(resp.get("model")),
+        "model_redacted": _redacted(resp.get("model")) or _redacted(
+            (meta.get("spec") or {}).get("model")),
         "error": (op.get("error") or {}).get("message"),
         "model_ref": _model_ref(meta),
     }
+
+
+def _redacted(model: Any) -> bool:
+    """The API names a model version only to callers who can see it (docs/sharing.md)."""
+    return isinstance(model, dict) and bool(model.get("redacted"))
+
+
+def _visible(model: Any) -> dict[str, Any] | None:
+    return None if not isinstance(model, dict) or _redacted(model) else model
 
 
 def _model_ref(meta: dict[str, Any]) -> dict[str, str] | None:
