@@ -25,6 +25,7 @@ Method = Literal["ir", "uv", "baseline"]
 Solver = Literal["rk4", "euler", "midpoint", "dopri5"]
 MAX_BOND = 1024  # F, D, F', D': the paper uses ≤ 30; 1024 keeps a typo from validating
 MAX_KERNEL = 15
+SEED_MAX = 2**32 - 1  # seeds are scaled and offset per stream; the registry stores BIGINT
 
 
 class _Spec(BaseModel):
@@ -54,7 +55,7 @@ class HmcSpec(TheorySpec):
 
     n_samples: Annotated[int, Field(ge=1, description="configurations to keep (after thinning)")]
     chains: Annotated[int, Field(ge=1, le=4096, description="independent chains in one batch")] = 16
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     device: Device = "cpu"
     integrator: Literal["leapfrog", "omelyan"] = "omelyan"
     trajectory_length: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
@@ -103,7 +104,7 @@ class TrainSpec(TheorySpec):
     max_minutes: Annotated[float | None, Field(gt=0.0)] = None
     target_ess: Annotated[float | None, Field(gt=0.0, le=1.0)] = None
     batch: Annotated[int, Field(ge=2, le=65536)] = 64
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     device: Device = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
     lr: Annotated[float | None, Field(gt=0.0, description="None: 0.01, or 5e-3 for baseline")] = (
@@ -185,7 +186,7 @@ class SampleSpec(_Spec):
     model: Annotated[str, Field(min_length=1, description="NAME, NAME/VERSION, NAME@ALIAS or DIR")]
     n_samples: Annotated[int, Field(ge=1)]
     chains: Annotated[int, Field(ge=1, le=4096, description="coarse HMC chains")] = 32
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     device: Device = "cpu"
 
 
@@ -224,7 +225,7 @@ class ScanSpec(_Spec):
     warm_start: Annotated[bool, Field(description="point i starts from point i−1's flow")] = True
     n_samples: Annotated[int, Field(ge=1, description="configurations per point")] = 4000
     chains: Annotated[int, Field(ge=1, le=4096, description="coarse HMC chains")] = 32
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     device: Device = "cpu"
 
     @field_validator("lam", mode="before")

@@ -36,3 +36,17 @@ def test_bad_train_specs_name_the_field(spec: dict, needle: str) -> None:
 def test_levels() -> None:
     assert TrainSpec(L=64, kappa=0.2, lam=0.01).levels == 4
     assert TrainSpec(L=24, kappa=0.2, lam=0.01, method="baseline").levels == 0
+
+
+@pytest.mark.parametrize("kind", ["hmc", "train"])
+def test_seed_beyond_the_documented_range_names_the_field(kind: str) -> None:
+    """A seed ≥ 2³² would overflow the per-stream seeds (seed·7919 + i) and, past 2⁶³, the
+    registry's BIGINT column: refused at validation, naming the field."""
+    spec: dict[str, object] = {"dim": 2, "L": 8, "kappa": 0.25, "lam": 0.01, "seed": 2**32}
+    if kind == "hmc":
+        spec["n_samples"] = 100
+    with pytest.raises(ValidationError) as err:
+        adapter.validate_python({"kind": kind, "spec": spec})
+    assert any(e["loc"][-1] == "seed" for e in err.value.errors())
+    spec["seed"] = 2**32 - 1
+    assert adapter.validate_python({"kind": kind, "spec": spec}).spec.seed == 2**32 - 1
