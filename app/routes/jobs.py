@@ -44,6 +44,9 @@ EXAMPLES = {
                                  "lam": 0.01, "steps": 50}}},
     "sample": {"value": {"kind": "sample", "spec": {"model": "ir-2d-L8@best",
                                                     "n_samples": 1000}}},
+    "scan": {"value": {"kind": "scan", "spec": {"method": "ir", "dim": 2, "L": 8,
+                                                "kappa": [0.2, 0.25, 0.27, 0.3], "lam": 0.01,
+                                                "max_minutes_per_point": 5}}},
 }
 
 
