@@ -21,7 +21,8 @@ OPTS = TrainOptions(langevin_therm=200, langevin_between=20, eval_samples=128,
 
 
 def _spec(**kw: object) -> TrainSpec:
-    base = dict(dim=2, L=16, kappa=0.22, lam=0.01, steps=3, batch=8, n_freq=3, n_time=2,
+    base = dict(dim=2, L=16, coarse_L=4, kappa=0.22, lam=0.01, steps=3, batch=8, n_freq=3,
+                n_time=2,
                 bond_freq=3, bond_time=3, solver_steps=4)
     base.update(kw)
     return TrainSpec(**base)  # type: ignore[arg-type]
@@ -71,13 +72,14 @@ def test_frozen_lower_levels_keep_their_weights(tmp_path: Path) -> None:
 def test_cancel_then_resume_is_bit_exact(tmp_path: Path) -> None:
     spec = _spec(steps=4)
     whole = train_grown(spec, workdir=tmp_path / "a", options=OPTS)
-    calls = {"n": 0}
+    flag = {"stop": False}
 
-    def stop() -> bool:  # cancel in the second stage, after its second step
-        calls["n"] += 1
-        return calls["n"] == 8
+    def report(step: int, _total: int, metrics: dict[str, float]) -> None:
+        if metrics["L"] == 16.0 and step >= spec.steps + 2:  # the second stage's 2nd step
+            flag["stop"] = True
 
-    part = train_grown(spec, workdir=tmp_path / "b", options=OPTS, should_stop=stop)
+    part = train_grown(spec, workdir=tmp_path / "b", options=OPTS, progress=report,
+                       should_stop=lambda: flag["stop"])
     assert part.stopped == "cancelled" and not (tmp_path / "b" / "model").exists()
     assert (tmp_path / "b" / "stage-L8" / "stage.json").is_file()
     again = train_grown(spec, workdir=tmp_path / "b", options=OPTS)
