@@ -42,7 +42,8 @@ def register(sub: Any) -> None:
     p.add_argument("--method", default="ir", help="ir, uv or baseline")
     p.add_argument("--dim", type=int, default=2, help="lattice dimension d")
     p.add_argument("--L", type=int, required=True, help="fine linear size (coarse_L·2^n)")
-    p.add_argument("--coarse-L", type=int, default=4, help="coarse linear size")
+    p.add_argument("--coarse-L", type=int, default=None,
+                   help="coarse linear size (default: 8 for ir in d = 2 at L ≥ 32, else 4)")
     p.add_argument("--kappa", required=True, help="comma-separated κ grid, e.g. 0.2,0.25")
     p.add_argument("--lam", default="0.01", help="λ ≥ 0, or a comma-separated λ grid")
     p.add_argument("--max-minutes-per-point", type=float, default=None,
