@@ -12,10 +12,11 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 import core.scan as scan_mod
+from core.budgets import budget
 from core.cli.main import main
 from core.pipeline import JobCancelled, Progress
 from core.scan import ScanPoint, run_scan_job
-from core.specs import JobRequest, ScanSpec, TrainSpec, budget
+from core.specs import JobRequest, ScanSpec, TrainSpec
 
 TINY = ["--dim", "2", "--L", "8", "--kappa", "0.2,0.25", "--lam", "0.01",
         "--steps-per-point", "2", "--batch", "16", "--langevin-therm", "50",

@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
+from core.budgets import budget, flow_parameter_count
 from core.flows.config import count_learnable
 from core.registry import quotas
-from core.specs import HmcSpec, TrainSpec, budget, flow_parameter_count
+from core.specs import HmcSpec, TrainSpec
 from core.training.api import flow_config
 
 THEORY = {"kappa": 0.2, "lam": 0.01}
