@@ -82,16 +82,21 @@ class HmcSpec(TheorySpec):
 
 def default_coarse_L(method: str, dim: int, L: int) -> int:
     """Coarse lattice when a spec leaves ``coarse_L`` open: 8 for IR-matching in d = 2 at
-    L ≥ 32, else 4. Measured (docs/training.md, bench/scaling.py, k = 5, 30 min, one seed):
-    at L = 32, κ = 0.25 coarse_L = 8 reached fresh ESS/N 0.412 against 0.307 from 4×4 —
-    one level fewer, and κ_L stays at 0.129 instead of running to a nearly free 0.052."""
-    return 8 if method == "ir" and dim == 2 and L >= 32 else 4
+    L ≥ 16, else 4. Measured (docs/training.md, bench/scaling.py, k = 5, one seed each):
+    L = 16, κ = 0.25, 15 min: fresh ESS/N 0.867 from 8×8 (one level) against 0.699 from
+    4×4 (two, grown); L = 32, 30 min: 0.412 against 0.307, with κ_L 0.129 instead of a
+    nearly free 0.052. UV-matching and d ≠ 2 keep 4×4 (not measured)."""
+    return 8 if method == "ir" and dim == 2 and L >= 16 else 4
 
 
 def _fill_coarse_L(data: object) -> object:
-    """Before validation: an unset/None ``coarse_L`` becomes :func:`default_coarse_L`."""
+    """Before validation: an unset/None ``coarse_L`` becomes :func:`default_coarse_L` —
+    or 4 for a warm start (``init_from``), the coarse size the registry's models were
+    trained with before this default existed (a warm start needs the parent's)."""
     if not isinstance(data, dict) or data.get("coarse_L") is not None:
         return data
+    if data.get("init_from"):
+        return {**data, "coarse_L": 4}
     try:
         L, dim = int(data["L"]), int(data.get("dim", 2))
     except (KeyError, TypeError, ValueError):

@@ -90,12 +90,13 @@ def test_train_then_sample_json_and_nothing_half_written(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["train", "--L", "24", "--kappa", "0.2", "--lam", "0.01"], "L=24 is not 4·2^n"),
+        (["train", "--L", "24", "--kappa", "0.2", "--lam", "0.01"], "L=24 is not 8·2^n"),
         (["train", "--L", "8", "--kappa", "0.2", "--lam", "-1"], "--lam=-1.0"),
         (["train", "--method", "xy", "--L", "8", "--kappa", "0.2", "--lam", "0.1"], "--method"),
         (["train", "--L", "32", "--coarse-L", "6", "--kappa", "0.2", "--lam", "0.1"],
          "L=32 is not 6·2^n"),
-        (["train", "--L", "16", "--kernel-size", "9", "--kappa", "0.2", "--lam", "0.1"],
+        (["train", "--L", "16", "--coarse-L", "4", "--kernel-size", "9", "--kappa", "0.2",
+          "--lam", "0.1"],
          "kernel_size=9 is wider than the first fine lattice"),
         (["train", "--method", "baseline", "--L", "8", "--field", "hollow", "--kappa", "0.2",
           "--lam", "0.1"], "field='hollow' is defined only for super-resolving"),

@@ -21,7 +21,7 @@ def test_train_example_from_the_issue_validates() -> None:
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [
-        ({"L": 24, "kappa": 0.25, "lam": 0.01}, "L=24 is not 4·2^n"),
+        ({"L": 24, "kappa": 0.25, "lam": 0.01}, "L=24 is not 8·2^n"),
         ({"L": 8, "kappa": 0.25, "lam": -1.0}, "lam"),
         ({"L": 8, "kappa": 0.3, "lam": 0.0}, "kappa=0.3"),
         ({"L": 8, "kappa": 0.2, "lam": 0.01, "method": "xy"}, "method"),
@@ -35,7 +35,7 @@ def test_bad_train_specs_name_the_field(spec: dict, needle: str) -> None:
 
 def test_levels() -> None:
     assert TrainSpec(L=64, kappa=0.2, lam=0.01, coarse_L=4).levels == 4
-    assert TrainSpec(L=64, kappa=0.2, lam=0.01).levels == 3  # default coarse_L 8 at L ≥ 32
+    assert TrainSpec(L=64, kappa=0.2, lam=0.01).levels == 3  # default coarse_L 8 at L ≥ 16
     assert TrainSpec(L=24, kappa=0.2, lam=0.01, method="baseline").levels == 0
 
 
@@ -54,9 +54,10 @@ def test_seed_beyond_the_documented_range_names_the_field(kind: str) -> None:
 
 
 def test_coarse_lattice_default_follows_the_measurements() -> None:
-    """IR in d = 2 starts from 8×8 at L ≥ 32 (bench/scaling.py: 0.412 against 0.307 from
-    4×4 at L = 32 in 30 min); smaller L, UV, d ≠ 2 and an explicit coarse_L keep theirs.
-    The filled-in value is stored on the spec, so a job records what it ran."""
+    """IR in d = 2 starts from 8×8 at L ≥ 16 (bench/scaling.py: 0.867 against 0.699 from
+    4×4 at L = 16 in 15 min, 0.412 against 0.307 at L = 32 in 30 min); L = 8, UV, d ≠ 2,
+    warm starts (the registry's models are 4×4) and an explicit coarse_L keep theirs. The
+    filled-in value is stored on the spec, so a job records what it ran."""
     base = {"kind": "train", "spec": {"dim": 2, "kappa": 0.25, "lam": 0.01}}
 
     def coarse(**kw: object) -> int:
@@ -64,7 +65,8 @@ def test_coarse_lattice_default_follows_the_measurements() -> None:
         assert job.spec.model_dump()["coarse_L"] == job.spec.coarse_L
         return int(job.spec.coarse_L)
 
-    assert [coarse(L=L) for L in (8, 16, 32, 64, 128)] == [4, 4, 8, 8, 8]
+    assert [coarse(L=L) for L in (8, 16, 32, 64, 128)] == [4, 8, 8, 8, 8]
+    assert coarse(L=32, init_from="nearest") == 4 and coarse(L=32, init_from="m/1") == 4
     assert coarse(L=32, method="uv") == 4 and coarse(L=32, dim=1) == 4
     assert coarse(L=32, coarse_L=4) == 4 and coarse(L=32, coarse_L=None) == 8
     assert TrainSpec(L=64, kappa=0.25, lam=0.01).levels == 3

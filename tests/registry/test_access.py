@@ -99,7 +99,7 @@ def test_nearest_picks_the_closest_visible_same_architecture_version(s: Session)
     _version(s, "nearer-private", BOB, "private", kappa=0.25, lam=0.010, job="j3")
     _version(s, "nearer-other-arch", ALICE, "group", kappa=0.25, lam=0.01, n_freq=5, job="j4")
     _version(s, "nearer-bigger-L", ALICE, "group", kappa=0.25, lam=0.01, L=32, job="j5")
-    spec = TrainSpec(method="ir", dim=2, L=16, kappa=0.25, lam=0.01,
+    spec = TrainSpec(method="ir", dim=2, L=16, coarse_L=4, kappa=0.25, lam=0.01,
                      kernel_size=3).model_dump(mode="json")
     assert arch_of_spec(spec)["n_freq"] == 11 and arch_of_spec(spec)["kernel_size"] == 3
     mv = nearest_version(s, {**spec, "init_from": "nearest"}, ALICE)

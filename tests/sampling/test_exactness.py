@@ -109,7 +109,7 @@ def test_new_fields_bases_and_grown_stacks_stay_exact(tmp_path: Path, flow: str,
     # k = 3 for the hollow cases: their 3-step under-trained chain is calibrated with it
     # (with k = 5 it accepted 514 of 16 000 at τ_int ≈ 170 — no trustworthy Γ-method error)
     extra = ({"field": "hollow", "base": "conditional", "kernel_size": 3}
-             if flow != "grown" else {})
+             if flow != "grown" else {"coarse_L": 4})  # grown 4 → 8 → 16 (8×8 is one level)
     spec = TrainSpec(method="ir", dim=2, L=L, kappa=kappa, lam=LAM, steps=steps, seed=1,
                      langevin_therm=5000, eval_samples=512, **extra)  # type: ignore[arg-type]
     res = run_train_job(spec, workdir=tmp_path)

@@ -39,7 +39,7 @@ def test_unknown_ids_are_404(redis_service: Service, path: str) -> None:
 
 BAD = [
     ({"kind": "train", "spec": {"L": 24, "kappa": 0.2, "lam": 0.01}}, "spec.L",
-     "L=24 is not 4·2^n"),
+     "L=24 is not 8·2^n"),
     ({"kind": "hmc", "spec": {"L": 8, "kappa": 0.2, "lam": -0.5, "n_samples": 10}}, "spec.lam",
      "lam=-0.5"),
     ({"kind": "hmc", "spec": {"L": 8, "kappa": 0.2, "lam": 0.1, "n_samples": 10**9}},

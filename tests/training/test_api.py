@@ -23,7 +23,8 @@ OPTS = TrainOptions(langevin_therm=200, langevin_between=20, eval_samples=256,
 
 
 def _spec(**kw: object) -> TrainSpec:
-    base = dict(dim=2, L=8, kappa=0.22, lam=0.01, steps=4, batch=16, n_freq=3, n_time=2,
+    base = dict(dim=2, L=8, coarse_L=4, kappa=0.22, lam=0.01, steps=4, batch=16, n_freq=3,
+                n_time=2,
                 bond_freq=3, bond_time=3, solver_steps=4)
     base.update(kw)
     return TrainSpec(**base)  # type: ignore[arg-type]
