@@ -65,6 +65,7 @@ CASES: dict[str, dict[str, Any]] = {
     "grow-full-lr": {"lower_lr_factor": 1.0},
     "no-grow": {"grow": False},
     "coarse8": {"coarse_L": 8},
+    "coarse16": {"coarse_L": 16},
     "hollow": {"field": "hollow"},
     "conditional": {"base": "conditional"},
     "batch32": {"batch": 32},
