@@ -19,8 +19,8 @@ from app.problems import problem_responses
 from app.routes import admin, ensembles, health, jobs, models, scans, sharing, uploads
 from core import __version__
 from core.registry import jobs as job_rows
-from core.registry.db import session_factory, session_scope, upgrade
-from core.registry.keys import ensure_key
+from core.registry.db import session_factory, upgrade
+from core.registry.keys import bootstrap_admin_key
 from core.settings import Settings, get_settings
 from worker.celery_app import TASK_NAME, make_celery
 from worker.resilience import fail_memory_risks
@@ -53,8 +53,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     await run_in_threadpool(upgrade, settings.db_url)
     if settings.admin_key is not None:
-        with session_scope(settings.db_url) as s:
-            ensure_key(s, settings.admin_key.get_secret_value())
+        await run_in_threadpool(bootstrap_admin_key, settings.db_url,
+                                settings.admin_key.get_secret_value())
     task = asyncio.create_task(_reaper(app))
     try:
         yield

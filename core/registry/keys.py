@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.registry.models import ApiKey, utcnow
@@ -98,6 +99,23 @@ def ensure_key(session: Session, key: str, *, user: str = "admin") -> bool:
         return False
     row.is_admin = True
     return True
+
+
+def bootstrap_admin_key(db_url: str, key: str) -> bool:
+    """:func:`ensure_key` in its own transaction, safe when several API processes start
+    together: the one that loses the insert race (a unique-prefix violation — seen with
+    two uvicorn workers on PostgreSQL, which then failed their start-up) retries and finds
+    the winner's row."""
+    from core.registry.db import session_scope
+
+    for attempt in range(2):
+        try:
+            with session_scope(db_url) as s:
+                return ensure_key(s, key)
+        except IntegrityError:
+            if attempt:
+                raise
+    return False
 
 
 def authenticate(session: Session, key: str) -> Caller | None:

@@ -124,3 +124,22 @@ def test_concurrent_identical_idempotency_keys_make_one_job(url: str) -> None:
     assert len(set(ids)) == 1
     with session_factory(url)() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 1
+
+
+def test_api_processes_starting_together_bootstrap_one_admin_key(url: str) -> None:
+    """Several API processes start with the same SRFLOW_ADMIN_KEY: each ensures it at once.
+    The losers of the insert race (a unique-prefix violation, which failed a uvicorn
+    worker's start-up on PostgreSQL) retry and find the winner's row; one row remains."""
+    from core.registry.keys import bootstrap_admin_key
+    from core.registry.models import ApiKey
+
+    barrier = threading.Barrier(N)
+
+    def start(_: int) -> bool:
+        barrier.wait(timeout=30)
+        return bootstrap_admin_key(url, "srf_7e57ab1e_the-bootstrap-admin-key")
+
+    with ThreadPoolExecutor(max_workers=N) as pool:
+        assert all(pool.map(start, range(N)))
+    with session_factory(url)() as s:
+        assert s.scalar(select(func.count()).select_from(ApiKey)) == 1
