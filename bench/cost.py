@@ -13,7 +13,8 @@ Prints a table and writes a PNG.
     .venv/bin/python bench/cost.py --tau-study  # τ_int(χ): cluster vs HMC, L = 32, 64, ξ ≈ L/4
 
 The τ study runs both direct samplers on the near-critical line of λ = 0.01 (κ with
-ξ_2nd ≈ L/4, from short cluster scans: 0.2585 at L = 32, 0.260 at L = 64), records M, S/V and
+ξ_2nd ≈ L/4, from short cluster scans: 0.2585 at L = 32, 0.260 at L = 64; 0.241 at L = 8 and
+0.254 at L = 16 for bench/cost_study.py, `--scan L`), records M, S/V and
 G̃(p_min) after every HMC trajectory / cluster sweep (no configurations kept) and reports
 τ_int of |M| and χ in those units, with seconds per unit and per independent χ.
 """
@@ -40,7 +41,8 @@ from core.stats import gamma_method
 from core.training.api import train
 
 KAPPA, LAM = 0.25, 0.01
-CRITICAL = {32: 0.2585, 64: 0.260}  # ξ_2nd ≈ L/4 at λ = 0.01 (cluster scans, ±10 % in ξ)
+CRITICAL = {8: 0.241, 16: 0.254, 32: 0.2585, 64: 0.260}  # ξ_2nd ≈ L/4 at λ = 0.01 (cluster scans)
+TAU_STUDY_SIZES = (32, 64)
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,10 @@ class TauRow:
 
 
 def tau_study(method: str, L: int, kappa: float, units: int, chains: int, device: str,
-              seed: int) -> TauRow:
-    """Every trajectory / sweep measured: τ_int(|M|), τ_int(χ) ± error (Γ-method)."""
+              seed: int, *, target_t: float = 0.0, max_units: int | None = None) -> TauRow:
+    """Every trajectory / sweep measured: τ_int(|M|), τ_int(χ) ± error (Γ-method). With
+    ``target_t`` the run is extended by blocks of units/2 until T ≥ target_t·τ_int(χ) or
+    ``max_units`` (cost/study: T ≳ 50 τ_int keeps the window bias of τ_int small)."""
     g = torch.Generator(device).manual_seed(seed)
     common = dict(dim=2, L=L, chains=chains, generator=g, kappa=kappa, lam=LAM, device=device)
     step: Callable[[], object]
@@ -110,18 +114,23 @@ def tau_study(method: str, L: int, kappa: float, units: int, chains: int, device
         cl.thermalise(500)
         step, field = cl.sweep, lambda: cl.phi
     m, f, s = [], [], []
-    t0 = time.perf_counter()
-    for _ in range(units):
-        step()
-        phi = field()
-        m.append(phi.mean(dim=(1, 2)).double().cpu())
-        f.append(min_momentum_power(phi, 2).double().cpu())
-        s.append((action(phi, kappa, LAM) / L**2).double().cpu())
-    seconds = (time.perf_counter() - t0) / units
-    mm = torch.stack(m).numpy()
-    ga, gc = gamma_method(np.abs(mm)), gamma_method(L**2 * mm**2)
+    seconds, todo = 0.0, units
+    while todo > 0:
+        t0 = time.perf_counter()
+        for _ in range(todo):
+            step()
+            phi = field()
+            m.append(phi.mean(dim=(1, 2)).double().cpu())
+            f.append(min_momentum_power(phi, 2).double().cpu())
+            s.append((action(phi, kappa, LAM) / L**2).double().cpu())
+        seconds += time.perf_counter() - t0
+        mm = torch.stack(m).numpy()
+        ga, gc = gamma_method(np.abs(mm)), gamma_method(L**2 * mm**2)
+        todo = min(units // 2, (max_units or 0) - len(m))
+        if len(m) >= target_t * gc.tau_int:
+            todo = 0
     xi = correlation_length_2nd(float(gc.mean), float(torch.stack(f).mean()), L)
-    return TauRow(method, L, kappa, units, chains, seconds, xi,
+    return TauRow(method, L, kappa, len(m), chains, seconds / len(m), xi,
                   (ga.tau_int, ga.tau_int_error), (gc.tau_int, gc.tau_int_error))
 
 
@@ -130,7 +139,8 @@ def run_tau_study(units: int, chains: int, device: str, seed: int) -> None:
           "(HMC: trajectories of length 1, omelyan; cluster: Metropolis sweep + 1 Wolff flip)")
     print(f"{'method':<8} {'L':>3} {'κ':>7} {'ξ_2nd':>6} {'s/unit':>8} {'τ|M|':>12} "
           f"{'τχ':>12} {'s/ind χ':>9}")
-    for L, kappa in CRITICAL.items():
+    for L in TAU_STUDY_SIZES:
+        kappa = CRITICAL[L]
         for method in ("HMC", "cluster"):
             r = tau_study(method, L, kappa, units, chains, device, seed)
             print(f"{r.method:<8} {r.L:>3} {r.kappa:>7.4f} {r.xi:>6.2f} "
