@@ -85,7 +85,9 @@ def plot_study(rows: list[Row], fits: list[Fit], path: Path) -> None:
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("CPU seconds per independent χ (fits dotted beyond the data)")
-    axes[0].legend(fontsize=7)
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
