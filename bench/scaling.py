@@ -77,6 +77,8 @@ CASES: dict[str, dict[str, Any]] = {
     "combo-c8": {"batch": 32, "n_time": 4, "base": "conditional", "coarse_L": 8},
     "k5-combo": {"kernel_size": 5, "batch": 32, "n_time": 4, "base": "conditional"},
     "k3": {"kernel_size": 3},
+    "stage-lr0.3": {"stage_lr_factor": 0.3},  # the default since it was measured
+    "stage-lr1": {"stage_lr_factor": 1.0},  # before: every stage restarts at lr 10⁻²
 }
 
 

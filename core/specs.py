@@ -157,6 +157,9 @@ class TrainSpec(TheorySpec):
     lower_lr_factor: Annotated[float | None, Field(ge=0.0, le=1.0, description="grow: lr of "
                                                    "inherited levels / lr; 0 freezes; "
                                                    "None: 0.2")] = None
+    stage_lr_factor: Annotated[float | None, Field(gt=0.0, le=1.0, description="grow: lr of "
+                                                   "every stage after the first / lr; "
+                                                   "None: 0.3")] = None
     field: Annotated[Literal["paper", "hollow"], Field(description="vector field: the paper's "
                                                        "eq. 23 or the hollow one")] = "paper"
     base: Annotated[Literal["plain", "conditional"], Field(description="block noise: fixed σ "

@@ -47,6 +47,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="train every level at once instead of level by level (L > 2·coarse_L)")
     p.add_argument("--lower-lr-factor", type=float, default=None,
                    help="grow: lr of the inherited levels relative to the new one (0 freezes)")
+    p.add_argument("--stage-lr-factor", type=float, default=None,
+                   help="grow: lr of the stages after the first, relative (default 0.3)")
     p.add_argument("--field", default="paper", help="vector field: paper (eq. 23) or hollow")
     p.add_argument("--base", default="plain", help="block noise: plain or conditional")
     p.add_argument("--seed", type=int, default=0)
@@ -62,7 +64,8 @@ def _train_spec(args: argparse.Namespace) -> TrainSpec:
         kernel_size=args.kernel_size, solver_steps=args.solver_steps,
         langevin_therm=args.langevin_therm, eval_samples=args.eval_samples,
         init_from=None if args.init_from is None else str(args.init_from),
-        grow=not args.no_grow, lower_lr_factor=args.lower_lr_factor, field=args.field,
+        grow=not args.no_grow, lower_lr_factor=args.lower_lr_factor,
+        stage_lr_factor=args.stage_lr_factor, field=args.field,
         base=args.base,
     )
 

@@ -53,6 +53,14 @@ def test_stages_train_one_level_more_each(tmp_path: Path) -> None:
     assert metrics["grow"][0]["coarse_kappa"] != 0.22
 
 
+def test_stage_lr_factor_scales_the_later_stages_only(tmp_path: Path) -> None:
+    res = train_grown(_spec(lr=0.02, stage_lr_factor=0.25), workdir=tmp_path, options=OPTS)
+    lrs = {L: json.loads((tmp_path / f"stage-L{L}" / "model" / "metrics.json").read_text())
+           ["curve"][0]["lr"] for L in (8, 16)}
+    assert lrs[8] == pytest.approx(0.02) and lrs[16] == pytest.approx(0.005)
+    assert res.steps == 6
+
+
 def test_frozen_lower_levels_keep_their_weights(tmp_path: Path) -> None:
     spec = _spec()
     res = train_grown(spec, workdir=tmp_path / "f", options=OPTS,
