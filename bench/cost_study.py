@@ -106,11 +106,22 @@ def training_seconds(model_dir: Path) -> float:
     return float(m.get("seconds_total", m["seconds"]))
 
 
+def wait_for(model: Path, minutes: float) -> None:
+    """A model still being trained elsewhere: poll until its three files exist."""
+    deadline = time.time() + 60 * minutes
+    files = ("config.json", "metrics.json", "model.safetensors")
+    while not all((model / f).exists() for f in files) and time.time() < deadline:
+        time.sleep(30)
+    time.sleep(5)  # let the writer finish
+
+
 def flow_row(line: str, L: int, model: Path | None, minutes: float, n: int, device: str,
-             seed: int, workdir: Path) -> Row:
+             seed: int, workdir: Path, wait_minutes: float = 0.0) -> Row:
     kappa = line_kappa(line, L)
     origin = "given"
-    if model is None:
+    if model is not None:
+        wait_for(model, wait_minutes)
+    else:
         spec = TrainSpec(method="ir", dim=2, L=L, kappa=kappa, lam=LAM, steps=1_000_000,
                          max_minutes=minutes, device=device, seed=seed)
         model, origin = train(spec, workdir=workdir / f"{line}-L{L}").model_dir, "trained here"
@@ -216,6 +227,8 @@ def main() -> None:
                     help="κ = 0.25 line; default: 8 and every --flow-model size")
     ap.add_argument("--flow-sizes-critical", type=int, nargs="*", default=[8, 16])
     ap.add_argument("--train-minutes", type=float, default=4.0)
+    ap.add_argument("--wait-model-minutes", type=float, default=0.0,
+                    help="wait for a --flow-model still being trained")
     ap.add_argument("--flow-n", type=int, default=4096, help="flow configurations per size")
     ap.add_argument("--units", type=int, default=4000, help="least units per direct run")
     ap.add_argument("--max-units", type=int, default=16000)
@@ -225,6 +238,8 @@ def main() -> None:
     ap.add_argument("--gpu-report", type=Path, default=None, help="bench/gpu_check.sh JSON")
     ap.add_argument("--scan", type=int, default=None, metavar="L")
     ap.add_argument("--kappas", default="")
+    ap.add_argument("--report-only", action="store_true",
+                    help="fits, table and plot from OUT/rows.json of an earlier run")
     args = ap.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
@@ -237,7 +252,11 @@ def main() -> None:
                   "xi_L4": args.flow_sizes_critical}
     load0, t_start = os.getloadavg(), time.perf_counter()
     rows: list[Row] = []
-    for line in args.lines:
+    saved = args.out / "rows.json"  # after every row: --report-only redoes fits and plot
+    if args.report_only:
+        rows = [Row(**(d | {"tau_m": tuple(d["tau_m"]), "tau_chi": tuple(d["tau_chi"])}))
+                for d in json.loads(saved.read_text())]
+    for line in [] if args.report_only else args.lines:
         for L in args.sizes:
             for method in ("HMC", "cluster"):
                 rows.append(direct_row(method, line, L, args.units, args.max_units,
@@ -246,8 +265,10 @@ def main() -> None:
             if L in flow_sizes[line]:
                 rows.append(flow_row(line, L, models.get(L) if line == "k0.25" else None,
                                      args.train_minutes, args.flow_n, args.device, args.seed,
-                                     args.out / "models"))
+                                     args.out / "models", args.wait_model_minutes))
                 print_table(rows[-1:], header=False)
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps([asdict(r) for r in rows], indent=1))
     print(f"\nλ={LAM}, d=2, {args.device}; load average {load0} at start, {os.getloadavg()} "
           f"at end; {time.perf_counter() - t_start:.0f} s\n")
     print_table(rows)
