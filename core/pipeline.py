@@ -257,18 +257,25 @@ def run_sample_job(
 ) -> JobResult:
     """Metropolis-corrected fine ensemble from a model; writes ``workdir/ensemble.h5``."""
     from core.io.ensemble import EnsembleMeta, write_ensemble
+    from core.io.flow_files import read_config
+    from core.samplers.hmc import SamplingCancelled as CoarseCancelled
     from core.sampling.sampler import SamplingCancelled, sample
+    from core.specs import coarse_sampler_error
 
     resolve_device(spec.device)
     model_dir = model_resolver(spec.model) if model_resolver else Path(spec.model)
     if not (model_dir / "config.json").is_file():
         raise JobError(f"model={spec.model!r}: no flow found there (expected config.json and "
                        "model.safetensors in a directory written by srflow train)")
+    if spec.coarse_sampler != "hmc":
+        cfg = read_config(model_dir)
+        if (msg := coarse_sampler_error(spec.coarse_sampler, cfg.kind, cfg.coarse_L)):
+            raise JobError(msg)
     try:
         res = sample(model_dir, n_samples=spec.n_samples, seed=spec.seed, chains=spec.chains,
                      device=spec.device, progress=_adapter(progress, "sample"),
-                     should_stop=should_stop)
-    except SamplingCancelled as exc:
+                     should_stop=should_stop, coarse_sampler=spec.coarse_sampler)
+    except (SamplingCancelled, CoarseCancelled) as exc:  # in the push or the coarse chains
         raise JobCancelled(str(exc)) from exc
     obs = {k: v.as_dict() for k, v in res.observables.items()}
     rew = {k: v.as_dict() for k, v in res.reweighted.items()}
@@ -281,7 +288,8 @@ def run_sample_job(
         EnsembleMeta(
             dim=dim, L=size, kappa=res.fine.kappa, lam=res.fine.lam, method="flow+metropolis",
             seeds={"seed": spec.seed}, model_id=str(spec.model),
-            sampler={**spec.model_dump(), "thin_coarse": res.thin,
+            sampler={**spec.model_dump(), "coarse_sampler": res.coarse_sampler,
+                     "thin_coarse": res.thin, "coarse_tau_int": res.coarse_tau_int,
                      "coarse_couplings": res.coarse.as_dict() if res.coarse else None,
                      "ode_consistency": res.ode_consistency, "n_proposals": res.n_proposals},
             acceptance=res.acceptance, ess=res.ess, thinning=res.thin, observables=obs,
@@ -294,6 +302,8 @@ def run_sample_job(
         "theory": {"dim": dim, "L": size, "kappa": res.fine.kappa, "lam": res.fine.lam},
         "acceptance": res.acceptance, "ess": res.ess, "ode_consistency": res.ode_consistency,
         "observables": obs, "reweighted": rew, "seconds": res.seconds, "out": str(out),
+        "coarse": {"sampler": res.coarse_sampler, "thin": res.thin,
+                   "tau_int": res.coarse_tau_int},
     }
     return JobResult("sample", summary, ensemble=out)
 

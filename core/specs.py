@@ -210,14 +210,36 @@ class TrainSpec(TheorySpec):
         return 0 if self.method == "baseline" else (self.L // self.coarse_L).bit_length() - 1
 
 
+CoarseSampler = Literal["hmc", "cluster"]
+COARSE_SAMPLER_HELP = (
+    "sampler of the coarse configurations a flow pushes: hmc, or cluster (Wolff flips of the "
+    "embedded Ising signs with checkerboard Metropolis sweeps, Brower & Tamayo 1989; needs a "
+    "super-resolving model with an even coarse_L)")
+
+
+def coarse_sampler_error(coarse_sampler: str, kind: str, coarse_L: int | None) -> str | None:
+    """None if a model of ``kind`` (FlowConfig.kind or the registry's method) with
+    ``coarse_L`` can draw its coarse fields with ``coarse_sampler``, else the message."""
+    if coarse_sampler != "cluster":
+        return None
+    if kind == "baseline" or coarse_L is None:
+        return ("coarse_sampler='cluster': a baseline model has no coarse lattice (it draws "
+                "from its Gaussian prior): use coarse_sampler='hmc' or a super-resolving model")
+    if coarse_L % 2:
+        return (f"coarse_sampler='cluster': the model's coarse_L={coarse_L} is odd and the "
+                "cluster algorithm's checkerboard sweeps need an even L: use coarse_sampler='hmc'")
+    return None
+
+
 class SampleSpec(_Spec):
     """Metropolis-corrected fine ensemble from a trained model."""
 
     model: Annotated[str, Field(min_length=1, description="NAME, NAME/VERSION, NAME@ALIAS or DIR")]
     n_samples: Annotated[int, Field(ge=1)]
-    chains: Annotated[int, Field(ge=1, le=4096, description="coarse HMC chains")] = 32
+    chains: Annotated[int, Field(ge=1, le=4096, description="coarse sampler chains")] = 32
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     device: Device = "cpu"
+    coarse_sampler: CoarseSampler = Field("hmc", description=COARSE_SAMPLER_HELP)
 
 
 MAX_SCAN_POINTS = 64
@@ -255,9 +277,10 @@ class ScanSpec(_Spec):
     eval_samples: Annotated[int | None, Field(ge=16, le=1_000_000)] = None
     warm_start: Annotated[bool, Field(description="point i starts from point i−1's flow")] = True
     n_samples: Annotated[int, Field(ge=1, description="configurations per point")] = 4000
-    chains: Annotated[int, Field(ge=1, le=4096, description="coarse HMC chains")] = 32
+    chains: Annotated[int, Field(ge=1, le=4096, description="coarse sampler chains")] = 32
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     device: Device = "cpu"
+    coarse_sampler: CoarseSampler = Field("hmc", description=COARSE_SAMPLER_HELP)
 
     @model_validator(mode="before")
     @classmethod
@@ -274,6 +297,9 @@ class ScanSpec(_Spec):
         if (self.kappa is None) == (self.points is None):
             raise ValueError("kappa=None: give the grid as kappa (with lam) or as points, "
                              "exactly one of them")
+        if (msg := coarse_sampler_error(self.coarse_sampler, self.method,
+                                        self.coarse_L)) is not None:
+            raise ValueError(msg)
         n = len(self.grid())
         if n > MAX_SCAN_POINTS:
             raise ValueError(f"kappa={self.kappa}: the grid kappa × lam has {n} points, more "
@@ -311,7 +337,8 @@ class ScanSpec(_Spec):
 
     def sample_spec(self, i: int, model: str) -> SampleSpec:
         return SampleSpec(model=model, n_samples=self.n_samples, chains=self.chains,
-                          seed=self.seed + i, device=self.device)
+                          seed=self.seed + i, device=self.device,
+                          coarse_sampler=self.coarse_sampler)
 
     @property
     def max_minutes(self) -> float | None:

@@ -29,7 +29,7 @@ from core.registry.models import JOB_STATES, VISIBILITIES, Job
 from core.registry.publish import check_target
 from core.registry.uploads import UploadError
 from core.settings import Settings
-from core.specs import JobRequest
+from core.specs import JobRequest, coarse_sampler_error
 from worker.celery_app import TASK_NAME
 
 router = APIRouter(tags=["jobs"])
@@ -79,9 +79,15 @@ def _validate(body: dict[str, Any], settings: Settings, session: Any, caller: Ca
     if n is not None and n > settings.max_n_samples:
         raise _invalid("spec.n_samples", f"n_samples={n} exceeds this server's limit "
                        f"max_n_samples={settings.max_n_samples}: split it into several jobs")
-    if req.kind == "sample" and catalog.resolve(session, req.spec.model, caller) is None:
-        raise _invalid("spec.model", f"model={req.spec.model!r} is not a registered model you "
-                       "can see: use NAME, NAME/VERSION or NAME@ALIAS from GET /v1/models")
+    if req.kind == "sample":
+        mv = catalog.resolve(session, req.spec.model, caller)
+        if mv is None:
+            raise _invalid("spec.model", f"model={req.spec.model!r} is not a registered model "
+                           "you can see: use NAME, NAME/VERSION or NAME@ALIAS from GET /v1/models")
+        coarse_L = (mv.config or {}).get("coarse_L")
+        if msg := coarse_sampler_error(req.spec.coarse_sampler, mv.method,
+                                       int(coarse_L) if coarse_L is not None else None):
+            raise _invalid("spec.coarse_sampler", msg)
     return req, vis, name
 
 

@@ -3,7 +3,10 @@
 1. Coarse configurations φ from HMC at the model's (learned) coarse couplings: ``chains``
    independent chains, thermalised (step size tuned), τ_int of |M| and S/V measured on a
    pilot stretch of the same run, and kept every ⌈2·τ_int⌉ trajectories (core.samplers.hmc).
-   The baseline draws from its Gaussian prior instead.
+   ``coarse_sampler="cluster"`` draws them with the cluster algorithm instead (Wolff flips +
+   Metropolis sweeps, core.samplers.cluster; thin = ⌈2·τ_int⌉ sweeps likewise) — any exact
+   sampler of e^{−S_L} will do, eq. (10) corrects the rest. The baseline draws from its
+   Gaussian prior instead (no coarse lattice: coarse_sampler must be "hmc").
 2. Each φ is pushed through T_θ: log q(φ̃) = −S_L(φ) + log_q_rel (up to −log Z_L).
 3. Independence Metropolis (eq. 10) on log w = −S(φ̃) − log q(φ̃) in float64, S at the
    model's fine couplings (learned ones for UV-matching).
@@ -28,8 +31,10 @@ from core.flows.gap import measure_baseline_gap, measure_gap
 from core.lattice.action import action
 from core.lattice.couplings import Couplings
 from core.lattice.observables import Estimate, summarize
+from core.samplers.cluster import run_cluster
 from core.samplers.hmc import run_hmc
 from core.sampling.metropolis import independence_metropolis
+from core.specs import CoarseSampler, coarse_sampler_error
 from core.stats import ess_fraction
 
 Progress = Callable[[int, int, dict[str, Any]], None]
@@ -48,7 +53,8 @@ class SampleResult:
     to the constant −log Z_L); ``acceptance``; ``ess``: ESS/N of the N proposals;
     ``observables``: on the chain with Γ-method errors and τ_int; ``reweighted``: importance
     reweighted proposals (i.i.d. errors); ``ode_consistency``: max |Δ log q| vs 2× solver
-    steps on a subset; ``thin`` and ``coarse_tau_int`` of the coarse HMC.
+    steps on a subset; ``thin`` and ``coarse_tau_int`` (pilot, in trajectories or sweeps)
+    of the coarse sampler, ``coarse_sampler`` ("hmc" or "cluster"; "none" for the baseline).
     """
 
     configs: Tensor
@@ -66,6 +72,7 @@ class SampleResult:
     thin: int
     coarse_tau_int: float | None
     n_proposals: int
+    coarse_sampler: str = "hmc"
 
 
 @dataclass(frozen=True)
@@ -134,14 +141,36 @@ def model_couplings(flat: dict[str, float]) -> tuple[Couplings, Couplings]:
             Couplings(kappa=float(flat["fine_kappa"]), lam=float(flat["fine_lam"])))
 
 
+def draw_coarse(sampler: CoarseSampler, *, dim: int, L: int, coarse: Couplings, n_samples: int,
+                chains: int, generator: torch.Generator, device: str,
+                progress: Progress | None = None,
+                should_stop: Callable[[], bool] | None = None) -> tuple[Tensor, int, float | None]:
+    """(φ (n_samples, L, …, L), thin, pilot τ_int) from ``chains`` chains of HMC or the
+    cluster algorithm at the coarse couplings, chain-major like the HDF5 layout."""
+    kw: dict[str, Any] = dict(dim=dim, L=L, kappa=coarse.kappa, lam=coarse.lam,
+                              n_samples=n_samples, chains=min(chains, n_samples),
+                              generator=generator, device=device, progress=progress,
+                              should_stop=should_stop)
+    run = run_cluster(**kw) if sampler == "cluster" else run_hmc(**kw)
+    phi = run.configs.reshape((-1, *run.configs.shape[2:]))[:n_samples]
+    return phi, run.thin, run.tau_int_pilot
+
+
 def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32,
            device: str = "cpu", progress: Progress | None = None,
-           should_stop: Callable[[], bool] | None = None) -> SampleResult:
-    """Metropolis-corrected fine ensemble of ``n_samples`` from the flow in ``model_dir``."""
+           should_stop: Callable[[], bool] | None = None,
+           coarse_sampler: CoarseSampler = "hmc") -> SampleResult:
+    """Metropolis-corrected fine ensemble of ``n_samples`` from the flow in ``model_dir``.
+
+    ``coarse_sampler``: "hmc" or "cluster" for the coarse configurations; ValueError
+    naming it for a model that cannot use it (a baseline, an odd coarse_L)."""
     from core.io.flow_files import load_flow
 
     t0 = time.perf_counter()
     loaded = load_flow(Path(model_dir))
+    if (msg := coarse_sampler_error(coarse_sampler, loaded.config.kind,
+                                    loaded.config.coarse_L)) is not None:
+        raise ValueError(msg)
     flow, config = loaded.flow.to(device), loaded.config
     flow.eval()
     coarse_c, fine = model_couplings(loaded.couplings)
@@ -155,11 +184,10 @@ def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32
         props = draw_baseline(flow, n_samples, fine, g_flow, should_stop=should_stop)
     else:
         assert config.coarse_L is not None
-        hmc = run_hmc(dim=config.dim, L=config.coarse_L, kappa=coarse.kappa, lam=coarse.lam,
-                      n_samples=n_samples, chains=min(chains, n_samples), generator=g_hmc,
-                      device=device, progress=progress, should_stop=should_stop)
-        thin, tau = hmc.thin, hmc.tau_int_pilot
-        phi_coarse = hmc.configs.reshape((-1, *hmc.configs.shape[2:]))[:n_samples]
+        phi_coarse, thin, tau = draw_coarse(
+            coarse_sampler, dim=config.dim, L=config.coarse_L, coarse=coarse,
+            n_samples=n_samples, chains=chains, generator=g_hmc, device=device,
+            progress=progress, should_stop=should_stop)
         props = push(flow, phi_coarse, coarse, fine, g_flow, should_stop=should_stop)
     if progress is not None:
         progress(n_samples, n_samples, {"phase": "metropolis"})
@@ -176,4 +204,5 @@ def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32
         ess=ess_fraction(props.log_w) if bool(torch.isfinite(props.log_w).all()) else math.nan,
         observables=obs, reweighted=rew, ode_consistency=gap,
         seconds=time.perf_counter() - t0, coarse=coarse, fine=fine, thin=thin,
-        coarse_tau_int=tau, n_proposals=int(props.phi.shape[0]))
+        coarse_tau_int=tau, n_proposals=int(props.phi.shape[0]),
+        coarse_sampler=coarse_sampler if coarse is not None else "none")
