@@ -19,13 +19,13 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.problems import Problem
+from core.job_request import JobRequest
 from core.registry import catalog, quotas
 from core.registry import idempotency as idem
 from core.registry import jobs as rows
 from core.registry.keys import Caller
 from core.registry.warmstart import NoParent, nearest_version
 from core.settings import Settings
-from core.specs import JobRequest
 
 SCOPE = "POST /v1/jobs"
 _request = TypeAdapter(JobRequest)

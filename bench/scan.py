@@ -26,7 +26,8 @@ import torch
 
 from core.pipeline import run_hmc_job, run_train_job
 from core.scan import plot_scan, run_scan_job
-from core.specs import HmcSpec, ScanSpec
+from core.scan_spec import ScanSpec
+from core.specs import HmcSpec
 
 NAMES = ("abs_magnetization", "susceptibility")
 

@@ -8,14 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.specs import (
-    HmcSpec,
-    JobSpec,
-    SampleSpec,
-    ScanSpec,
-    TrainSpec,
-    default_kernel_size,
-)
+from core.job_request import JobSpec
+from core.scan_spec import ScanSpec
+from core.specs import HmcSpec, SampleSpec, TrainSpec, default_kernel_size
 
 HMC_STATE_TENSORS = 8  # φ, π, force, saved φ/π for the accept step and temporaries
 KEPT_COPIES = 3  # kept configurations: the list, torch.stack, the chain-major copy

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from core import __version__
-from core.specs import HmcSpec, JobSpec, SampleSpec, ScanSpec, TrainSpec
+from core.job_request import JobSpec
+from core.scan_spec import ScanSpec
+from core.specs import HmcSpec, SampleSpec, TrainSpec
 
 if TYPE_CHECKING:
     from core.lattice.observables import Measurements

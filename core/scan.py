@@ -30,7 +30,7 @@ from core.pipeline import (
     run_sample_job,
     run_train_job,
 )
-from core.specs import ScanSpec
+from core.scan_spec import ScanSpec
 
 Observables = dict[str, dict[str, float]]
 

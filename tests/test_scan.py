@@ -14,9 +14,11 @@ from pydantic import TypeAdapter, ValidationError
 import core.scan as scan_mod
 from core.budgets import budget
 from core.cli.main import main
+from core.job_request import JobRequest
 from core.pipeline import JobCancelled, Progress
 from core.scan import ScanPoint, run_scan_job
-from core.specs import JobRequest, ScanSpec, TrainSpec
+from core.scan_spec import ScanSpec
+from core.specs import TrainSpec
 
 TINY = ["--dim", "2", "--L", "8", "--kappa", "0.2,0.25", "--lam", "0.01",
         "--steps-per-point", "2", "--batch", "16", "--langevin-therm", "50",

@@ -5,7 +5,8 @@ import re
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from core.specs import JobRequest, TrainSpec
+from core.job_request import JobRequest
+from core.specs import TrainSpec
 
 adapter: TypeAdapter = TypeAdapter(JobRequest)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core.specs import SampleSpec, ScanSpec
+from core.scan_spec import ScanSpec
+from core.specs import SampleSpec
 
 
 def test_default_is_hmc_and_a_scan_passes_its_choice_on() -> None:

@@ -33,6 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session
 
+from core.job_request import JobRequest
 from core.registry import jobs, quotas
 from core.registry.accounts import groups_of
 from core.registry.db import session_factory
@@ -40,7 +41,6 @@ from core.registry.keys import Caller
 from core.registry.models import Job, utcnow
 from core.registry.warmstart import NoParent, nearest_version
 from core.settings import Settings
-from core.specs import JobRequest
 
 log = logging.getLogger("srflow.worker")
 _request = TypeAdapter(JobRequest)

@@ -21,13 +21,13 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import TypeAdapter
 
+from core.job_request import JobRequest
 from core.registry import catalog, jobs
 from core.registry.db import session_factory
 from core.registry.keys import Caller
 from core.registry.models import ModelVersion
 from core.registry.store import ArtifactStore
 from core.settings import Settings
-from core.specs import JobRequest
 from worker.outputs import ensemble_fields, model_fields, stamp_hdf5
 from worker.resilience import Deadline, Heartbeat, owner_caller, pin_init_from, requeue
 

@@ -74,7 +74,7 @@ def register_scan(settings: Settings, job_id: str, token: str, result: Any, wall
                   progress: dict[str, Any], workdir: Path, state: str,
                   error: tuple[str, str] | None = None) -> str:
     """Register ``result`` (a core.scan.ScanJobResult) and finish the scan as ``state``."""
-    from core.specs import ScanSpec
+    from core.scan_spec import ScanSpec
     from worker.runner import clean_json
 
     store = ArtifactStore(settings.artifacts_dir)

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from core.cli.errors import one_line
 from core.cli.progress import ProgressBar
-from core.specs import ScanSpec
+from core.scan_spec import ScanSpec
 
 POINT_KEYS = ("kappa", "lam", "ess", "couplings", "acceptance", "observables", "model")
 
