@@ -169,8 +169,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("wall-clock (s)")
         ax.set_ylim(0, 1)
+        ax.legend(fontsize=6, loc="lower right")  # cases differ per point
     axes[0][0].set_ylabel("ESS/N (line: training batch, last stage;\ndot: fresh ≥ 4096)")
-    axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
