@@ -56,11 +56,16 @@ def _check_time(settings: Any, spec: Any) -> None:
     cap = getattr(settings, "max_job_seconds", None)
     if cap is None:
         return
+    # a scan's max_minutes is derived (per point × points): name the field the user set
+    minutes_field = ("max_minutes_per_point" if hasattr(spec, "max_minutes_per_point")
+                     else "max_minutes")
     for field, seconds in (("max_seconds", getattr(spec, "max_seconds", None)),
-                           ("max_minutes", 60 * (getattr(spec, "max_minutes", None) or 0))):
+                           (minutes_field, 60 * (getattr(spec, "max_minutes", None) or 0))):
         if seconds and seconds > cap:
+            what = "the scan's points together ask" if field == "max_minutes_per_point" else (
+                f"{field} asks")
             raise QuotaExceeded(422, f"spec.{field}",
-                                f"{field} asks for {seconds:.0f} s, more than this server's "
+                                f"{what} for {seconds:.0f} s, more than this server's "
                                 f"max_job_seconds={cap:.0f}: ask for less, or split the job")
 
 

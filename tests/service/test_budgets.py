@@ -49,6 +49,10 @@ def client(tmp_path: Path) -> Any:
      "spec.steps", "max_sample_volume"),
     ({"kind": "hmc", "spec": {**THEORY, "L": 8, "n_samples": 10, "max_seconds": 1e9}},
      "spec.max_seconds", "max_job_seconds"),
+    # a scan's total is derived: the error names the field the user set
+    ({"kind": "scan", "spec": {"dim": 2, "L": 8, "kappa": [0.2, 0.25], "lam": 0.01,
+                               "max_minutes_per_point": 1e7}},
+     "spec.max_minutes_per_point", "max_job_seconds"),
 ])
 def test_over_budget_jobs_are_422_naming_the_field(client: TestClient, spec: dict,
                                                    field: str, needle: str) -> None:
