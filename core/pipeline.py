@@ -260,8 +260,8 @@ def run_sample_job(
     """Metropolis-corrected fine ensemble from a model; writes ``workdir/ensemble.h5``."""
     from core.io.ensemble import EnsembleMeta, write_ensemble
     from core.io.flow_files import read_config
-    from core.samplers.hmc import SamplingCancelled as CoarseCancelled
-    from core.sampling.sampler import SamplingCancelled, sample
+    from core.samplers.hmc import SamplingCancelled
+    from core.sampling.sampler import sample
     from core.specs import coarse_sampler_error
 
     resolve_device(spec.device)
@@ -277,7 +277,7 @@ def run_sample_job(
         res = sample(model_dir, n_samples=spec.n_samples, seed=spec.seed, chains=spec.chains,
                      device=spec.device, progress=_adapter(progress, "sample"),
                      should_stop=should_stop, coarse_sampler=spec.coarse_sampler)
-    except (SamplingCancelled, CoarseCancelled) as exc:  # in the push or the coarse chains
+    except SamplingCancelled as exc:  # in the coarse chains or the push
         raise JobCancelled(str(exc)) from exc
     obs = {k: v.as_dict() for k, v in res.observables.items()}
     rew = {k: v.as_dict() for k, v in res.reweighted.items()}

@@ -32,16 +32,12 @@ from core.lattice.action import action
 from core.lattice.couplings import Couplings
 from core.lattice.observables import Estimate, summarize
 from core.samplers.cluster import run_cluster
-from core.samplers.hmc import run_hmc
+from core.samplers.hmc import SamplingCancelled, run_hmc  # one cancel for every sampler
 from core.sampling.metropolis import independence_metropolis
 from core.specs import CoarseSampler, coarse_sampler_error
 from core.stats import ess_fraction
 
 Progress = Callable[[int, int, dict[str, Any]], None]
-
-
-class SamplingCancelled(RuntimeError):
-    """should_stop() returned True between batches."""
 
 
 @dataclass
