@@ -8,6 +8,11 @@ exact coarse HMC) once per run.
 
     .venv/bin/python bench/profile_step.py            # L = 16, 32 with the defaults
     .venv/bin/python bench/profile_step.py --L 16 --batch 32 --n-time 4
+    .venv/bin/python bench/profile_step.py --compare-contract --L 16 --L 32 --L 64
+
+``--compare-contract`` times one optimiser step with the field's one-gather contraction
+against the plain reference (core.flows.vector_field.roll_contract, 2-4 rolls per offset)
+side by side, alternating, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import torch
 
 from core.flows.gap import measure_gap
+from core.flows.vector_field import LocalVectorField, roll_contract
 from core.specs import TrainSpec
 from core.training.api import GENERATORS, TrainOptions, build_problem, evaluate
 
@@ -44,6 +50,7 @@ def profile(L: int, batch: int, n_time: int, repeats: int, evaluate_n: int) -> d
 
     def forward() -> Any:
         prop = problem.push(src.draw())
+        assert prop.kinetic is not None
         return -problem.log_w(prop).mean() + 0.05 * prop.kinetic.double().mean()
 
     def step() -> None:
@@ -56,12 +63,43 @@ def profile(L: int, batch: int, n_time: int, repeats: int, evaluate_n: int) -> d
     out["log Z term"] = _best(src.logz_terms, repeats)
     phi = src.draw().detach()
     out["gap monitor (16 configs; every 10th step)"] = _best(
-        lambda: measure_gap(problem.flow, phi[:16], gens["gap"]), repeats)
+        lambda: measure_gap(problem.flow, phi[:16], gens["gap"]), repeats
+    )
     out["one optimiser step (draw + fwd + bwd)"] = full
     t0 = time.perf_counter()
     evaluate(problem, spec, evaluate_n, gens["init"])
     out[f"final evaluation ({evaluate_n} fresh, once)"] = time.perf_counter() - t0
     return out
+
+
+def compare_contract(L: int, batch: int, n_time: int, repeats: int) -> dict[str, float]:
+    """Seconds per optimiser step (best of ``repeats``, alternating): gather vs rolls."""
+    spec = TrainSpec(method="ir", dim=2, L=L, kappa=0.25, lam=0.01, batch=batch, n_time=n_time)
+    gens = {k: torch.Generator().manual_seed(i) for i, k in enumerate(GENERATORS)}
+    problem, _ = build_problem(spec, TrainOptions(langevin_therm=2000), gens)
+    src: Any = problem.source
+    src.draw()
+
+    def step() -> None:
+        prop = problem.push(src.draw())
+        assert prop.kinetic is not None
+        (-problem.log_w(prop).mean() + 0.05 * prop.kinetic.double().mean()).backward()
+
+    gather = LocalVectorField._contract
+
+    def rolls(self: LocalVectorField, coeff: torch.Tensor, features: torch.Tensor) -> Any:
+        u = torch.einsum("bf...,cf->bc...", features, coeff)
+        return roll_contract(u, self.offsets, self.offset_class)
+
+    best = {"gather": float("inf"), "rolls": float("inf")}
+    try:
+        for _ in range(repeats):
+            for name, impl in (("gather", gather), ("rolls", rolls)):
+                LocalVectorField._contract = impl  # type: ignore[method-assign]
+                best[name] = min(best[name], _best(step, 1))
+    finally:
+        LocalVectorField._contract = gather  # type: ignore[method-assign]
+    return best
 
 
 def main() -> None:
@@ -71,16 +109,32 @@ def main() -> None:
     ap.add_argument("--n-time", type=int, default=None, help="default: TrainSpec's")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--eval", type=int, default=4096)
+    ap.add_argument(
+        "--compare-contract",
+        action="store_true",
+        help="one step with the gather contraction vs the roll reference",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     defaults = TrainSpec(L=8, kappa=0.25, lam=0.01)
     batch = args.batch or defaults.batch
     n_time = args.n_time or defaults.n_time
+    if args.compare_contract:
+        for L in args.L or [16, 32]:
+            best = compare_contract(L, batch, n_time, args.repeats)
+            print(
+                f"L = {L}: one step gather {best['gather']:.3f} s, rolls {best['rolls']:.3f} s, "
+                f"rolls/gather {best['rolls'] / best['gather']:.2f} "
+                f"(load {__import__('os').getloadavg()[0]:.1f})"
+            )
+        return
     for L in args.L or [16, 32]:
         res = profile(L, batch, n_time, args.repeats, args.eval)
         step = res["one optimiser step (draw + fwd + bwd)"]
-        print(f"\nL = {L}, batch {batch}, D = {n_time}, float32, 1 thread, "
-              f"load {__import__('os').getloadavg()[0]:.1f}")
+        print(
+            f"\nL = {L}, batch {batch}, D = {n_time}, float32, 1 thread, "
+            f"load {__import__('os').getloadavg()[0]:.1f}"
+        )
         for name, sec in res.items():
             share = f"{100 * sec / step:5.0f} %" if "once" not in name else ""
             print(f"  {name:<48} {sec * 1000:9.1f} ms {share}")

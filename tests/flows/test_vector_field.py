@@ -16,6 +16,7 @@ from core.flows.vector_field import (
     VectorField,
     full_lattice_classes,
     local_classes,
+    roll_contract,
 )
 
 
@@ -106,12 +107,26 @@ def dense_baseline(field: BaselineVectorField, t: float, psi: Tensor) -> Tensor:
 
 
 @pytest.mark.parametrize(
-    ("dim", "size", "k"), [(1, 6, 2), (1, 6, 3), (2, 4, 2), (2, 6, 3), (3, 4, 2)]
+    ("dim", "size", "k"),
+    [(1, 6, 2), (1, 6, 3), (2, 4, 2), (2, 6, 3), (2, 6, 5), (3, 4, 2), (3, 4, 3)],
 )
 def test_local_field_matches_site_by_site_definition(dim: int, size: int, k: int) -> None:
     field = randomise(LocalVectorField(dim, k, n_basis=4, n_time=3, bond_basis=3, bond_time=2), 1)
     psi = torch.randn(2, *([size] * dim), generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(field(0.37, psi), dense_local(field, 0.37, psi), rtol=0, atol=1e-13)
+
+
+def test_gather_contraction_equals_explicit_shifts_on_every_shape() -> None:
+    """One field, several lattices (index cached per shape): the gather is the roll sum."""
+    field = randomise(LocalVectorField(2, 5, n_basis=4, n_time=3, bond_basis=3, bond_time=2), 5)
+    gen = torch.Generator().manual_seed(6)
+    for shape in [(8, 8), (16, 8), (8, 8), (12, 20)]:
+        psi = torch.randn(3, *shape, generator=gen)
+        coeff = field.coefficients(0.41)
+        u = torch.einsum("bf...,cf->bc...", field.basis(psi), coeff)
+        expected = roll_contract(u, field.offsets, field.offset_class)
+        torch.testing.assert_close(field(0.41, psi), expected, rtol=0, atol=1e-13)
+    assert len(field._index_cache) == 3
 
 
 @pytest.mark.parametrize(("dim", "size"), [(1, 6), (2, 4), (1, 5)])
