@@ -166,6 +166,8 @@ def test_run_scan_without_points_has_no_plot(monkeypatch: pytest.MonkeyPatch,
     (["--kappa", ",".join(["0.2"] * 65)], "--kappa"),
     (["--L", "12"], "L=12 is not 4·2^n"),
     (["--lam", "-0.01"], "--lam"),
+    (["--coarse-sampler", "wolff"], "--coarse-sampler='wolff'"),
+    (["--method", "baseline", "--coarse-sampler", "cluster"], "coarse_sampler='cluster'"),
 ])
 def test_cli_bad_input_is_one_line(argv: list[str], words: str, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
@@ -215,7 +217,12 @@ def test_cli_table_without_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert lines[0] == "scan ir d=2 L=8: 2/2 points (complete)"
     assert "κ_L−κ" in lines[1] and len(lines) == 5
     assert lines[3].split()[:5] == ["0.3", "0.01", "0.500", "0.700", "-0.0500"]
-    assert json.loads((out / "scan.json").read_text())["spec"]["kappa"] == [0.2, 0.3]
+    spec = json.loads((out / "scan.json").read_text())["spec"]
+    assert spec["kappa"] == [0.2, 0.3] and spec["coarse_sampler"] == "hmc"
+    out2 = tmp_path / "scan-cluster"
+    assert main(["scan", "--L", "8", "--kappa", "0.2", "--coarse-sampler", "cluster",
+                 "--out", str(out2)]) == 0
+    assert json.loads((out2 / "scan.json").read_text())["spec"]["coarse_sampler"] == "cluster"
     assert main(["scan", "--L", "8", "--kappa", "0.2", "--out", str(out)]) == 2  # not empty
 
 

@@ -28,7 +28,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dim", type=int, default=2, help="lattice dimension d")
     p.add_argument("--L", type=int, required=True, help="fine linear size (coarse_L·2^n)")
     p.add_argument("--coarse-L", type=int, default=None,
-                   help="coarse linear size (default: 8 for ir in d = 2 at L ≥ 32, else 4)")
+                   help="coarse linear size (default: 8 for ir in d = 2 at L ≥ 16, else 4)")
     p.add_argument("--kappa", type=float, required=True, help="hopping parameter κ")
     p.add_argument("--lam", type=float, required=True, help="quartic coupling λ ≥ 0")
     p.add_argument("--steps", type=int, default=500,

@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dim", type=int, default=2, help="lattice dimension d")
     p.add_argument("--L", type=int, required=True, help="fine linear size (coarse_L·2^n)")
     p.add_argument("--coarse-L", type=int, default=None,
-                   help="coarse linear size (default: 8 for ir in d = 2 at L ≥ 32, else 4)")
+                   help="coarse linear size (default: 8 for ir in d = 2 at L ≥ 16, else 4)")
     p.add_argument("--kappa", required=True, help="comma-separated κ grid, e.g. 0.2,0.25")
     p.add_argument("--lam", default="0.01", help="λ ≥ 0, or a comma-separated λ grid")
     p.add_argument("--max-minutes-per-point", type=float, default=None,
@@ -55,7 +55,10 @@ def register(sub: Any) -> None:
     p.add_argument("--eval-samples", type=int, default=None,
                    help="fresh proposals for the final training ESS/N (default 4096)")
     p.add_argument("--n-samples", type=int, default=4000, help="configurations per point")
-    p.add_argument("--chains", type=int, default=32, help="coarse HMC chains when sampling")
+    p.add_argument("--chains", type=int, default=32, help="coarse sampler chains")
+    p.add_argument("--coarse-sampler", default="hmc",
+                   help="hmc, or cluster (Wolff flips + Metropolis sweeps on the coarse "
+                   "lattice; super-resolving methods with an even coarse L)")
     p.add_argument("--no-warm-start", action="store_true",
                    help="train every point from scratch")
     p.add_argument("--seed", type=int, default=0, help="point i uses seed S + i")
@@ -71,7 +74,8 @@ def _spec(args: argparse.Namespace) -> ScanSpec:
         kappa=_floats("--kappa", args.kappa), lam=_floats("--lam", args.lam),
         steps_per_point=args.steps_per_point, max_minutes_per_point=args.max_minutes_per_point,
         batch=args.batch, langevin_therm=args.langevin_therm, eval_samples=args.eval_samples,
-        n_samples=args.n_samples, chains=args.chains, warm_start=not args.no_warm_start,
+        n_samples=args.n_samples, chains=args.chains, coarse_sampler=args.coarse_sampler,
+        warm_start=not args.no_warm_start,
         seed=args.seed, device=args.device,
     )
 
