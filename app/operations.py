@@ -119,4 +119,34 @@ def redact_sources(op: Operation, session: Any, caller: Caller) -> Operation:
     if op.metadata.get("kind") == "sample" and isinstance(spec, dict) and spec.get("model"):
         if catalog.resolve(session, str(spec["model"]), caller) is None:
             op.metadata = {**op.metadata, "spec": {**spec, "model": REDACTED_MODEL}}
+    summary = (op.response or {}).get("summary")
+    if op.metadata.get("kind") == "scan" and isinstance(summary, dict):
+        op.response = {**(op.response or {}),
+                       "summary": redact_scan_record(summary, session, caller, None)}
     return op
+
+
+def redact_scan_record(record: dict[str, Any], session: Any, caller: Caller,
+                       owner: str | None) -> dict[str, Any]:
+    """A scan record as ``caller`` may see it: each point's ``model`` (a registry
+    reference) the caller cannot resolve becomes ``REDACTED_MODEL``, each ``ensemble`` id
+    the caller cannot see becomes None — a scan's points are registered like any train and
+    sample job's outputs, and their visibility may since have been narrowed. The scan's
+    owner (``owner``; None: already checked) and admins see the record unredacted."""
+    if caller.is_admin or (owner is not None and owner == caller.user):
+        return record
+    points = record.get("points")
+    if not isinstance(points, list):
+        return record
+    out = []
+    for point in points:
+        p = dict(point) if isinstance(point, dict) else point
+        if isinstance(p, dict):
+            ref = p.get("model")
+            if isinstance(ref, str) and catalog.resolve(session, ref, caller) is None:
+                p["model"] = REDACTED_MODEL
+            ens = p.get("ensemble")
+            if isinstance(ens, str) and catalog.get_ensemble(session, ens, caller) is None:
+                p["ensemble"] = None
+        out.append(p)
+    return {**record, "points": out}

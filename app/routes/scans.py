@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.deps import CallerDep, SessionDep, SettingsDep
+from app.operations import redact_scan_record
 from app.problems import Problem
 from app.ranges import serve_blob
 from core.registry import jobs as rows
@@ -36,13 +37,14 @@ def _scan(session: Any, job_id: str, caller: Any) -> Job:
 @router.get("/jobs/{job_id}/scan", summary="A scan's record: its finished points")
 def get_scan(job_id: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     """``{"state", "points": [{kappa, lam, ess, couplings, acceptance, observables, model,
-    ensemble, ...}], "plot", ...}``; 409 while the scan runs (progress: the job's events)."""
+    ensemble, ...}], "plot", ...}``; 409 while the scan runs (progress: the job's events).
+    A point's model or ensemble the caller may not see is redacted (``redact_scan_record``)."""
     job = _scan(session, job_id, caller)
     if job.result is None:
         raise Problem(409, f"scan {job_id!r} is {job.status}: its record is written when it "
                       "ends (follow GET /v1/jobs/{id}/events)", slug="scan-not-finished")
-    return {"state": job.status, **(job.result.get("summary") or {}),
-            "plot_artifact": job.result.get("plot")}
+    record = redact_scan_record(job.result.get("summary") or {}, session, caller, job.owner)
+    return {"state": job.status, **record, "plot_artifact": job.result.get("plot")}
 
 
 @router.get("/jobs/{job_id}/plot", summary="A scan's fig. 4 (PNG)", response_class=Response)

@@ -73,6 +73,11 @@ def world(tmp_path: Path, db_url: str) -> Any:
                                   blob=Blob(sha256="b" * 64, size=5, relpath="blobs/b"),
                                   fields={**THEORY, "n": 4, "summary": {},
                                           "model_version_id": mv.id})
+        # a public scan whose one point registered that model and that ensemble
+        rows.create_job(s, job_id="scan-1", kind="scan", spec={"L": 8, "kappa": [0.2]},
+                        queue="cpu", caller=alice, visibility="public")
+        point = {"kappa": 0.2, "lam": 0.01, "model": f"{MODEL}/1", "ensemble": "sample-1"}
+        _finish(s, "scan-1", {"kind": "scan", "summary": {"points": [point], "n_points": 1}})
     with TestClient(create_app(settings)) as client:
         yield World(client, keys)
 
@@ -102,7 +107,26 @@ def test_ensemble_names_its_model_only_to_who_can_see_it(world: World) -> None:
     op = world.get("bob", "/v1/jobs/sample-1")
     assert op["response"]["model"] == hidden and op["metadata"]["spec"]["model"] == hidden
     listed = world.get("bob", "/v1/jobs")["operations"]
-    assert [o["name"] for o in listed] == ["jobs/sample-1"] and "secret-flow" not in str(listed)
+    assert sorted(o["name"] for o in listed) == ["jobs/sample-1", "jobs/scan-1"]
+    assert "secret-flow" not in str(listed)
+
+
+def test_scan_record_names_point_models_only_to_who_can_see_them(world: World) -> None:
+    for who in ("alice", "amy", "admin"):
+        for path in ("/v1/jobs/scan-1", "/v1/jobs/scan-1/scan"):
+            doc = world.get(who, path)
+            points = doc["response"]["summary"]["points"] if "response" in doc else doc["points"]
+            assert points[0]["model"] == f"{MODEL}/1", (who, path)
+    hidden = {"name": None, "version": None, "redacted": True}
+    for path in ("/v1/jobs/scan-1", "/v1/jobs/scan-1/scan"):  # public scan, lab-a model
+        r = world.client.get(path, headers={"Authorization": f"Bearer {world.keys['bob']}"})
+        assert r.status_code == 200 and "secret-flow" not in r.text, (path, r.text)
+        doc = r.json()
+        points = doc["response"]["summary"]["points"] if "response" in doc else doc["points"]
+        assert points[0]["model"] == hidden
+        assert points[0]["ensemble"] == "sample-1"  # public: still named
+    listed = world.get("bob", "/v1/jobs")["operations"]
+    assert "secret-flow" not in str(listed)
 
 
 class _FakeClient:
