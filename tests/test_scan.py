@@ -262,3 +262,40 @@ def test_quota_checks_a_scan_by_the_sum_of_its_points() -> None:
     with pytest.raises(QuotaExceeded):  # 2 points × 30 min > 3000 s
         _check_time(SimpleNamespace(max_job_seconds=3000.0), spec)
     _check_time(SimpleNamespace(max_job_seconds=3600.0), spec)
+
+
+class _WorkerLost(BaseException):
+    """Stands for SIGKILL: nothing in the scan may catch it (``Exception`` handlers don't)."""
+
+
+@pytest.mark.slow
+def test_a_requeued_scan_resumes_in_its_work_directory(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """A lost worker's scan runs again in the same directory (the reaper re-queues it),
+    over the files the dead attempt left (a finished point, a trained but unsampled one):
+    it completes, and its record equals an uninterrupted scan's point for point (ESS/N,
+    couplings, acceptance, observables; timings and paths aside)."""
+    spec = ScanSpec(L=8, kappa=[0.2, 0.25], lam=0.01, steps_per_point=3, batch=8,
+                    langevin_therm=100, eval_samples=64, n_samples=64, chains=4, seed=3)
+    clean = run_scan_job(spec, workdir=tmp_path / "clean")
+    real_sample = scan_mod.run_sample_job
+    calls = {"n": 0}
+
+    def dies_in_point_2(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _WorkerLost
+        return real_sample(*args, **kwargs)
+
+    monkeypatch.setattr(scan_mod, "run_sample_job", dies_in_point_2)
+    with pytest.raises(_WorkerLost):  # point 2 trained, then the worker died sampling it
+        run_scan_job(spec, workdir=tmp_path / "requeued")
+    monkeypatch.setattr(scan_mod, "run_sample_job", real_sample)
+    resumed = run_scan_job(spec, workdir=tmp_path / "requeued")
+    assert resumed.stopped == "complete"
+
+    def strip(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k not in ("seconds", "model", "ensemble")}
+
+    assert [strip(p) for p in resumed.summary["points"]] == [
+        strip(p) for p in clean.summary["points"]]
