@@ -79,6 +79,8 @@ CASES: dict[str, dict[str, Any]] = {
     "k3": {"kernel_size": 3},
     "stage-lr0.3": {"stage_lr_factor": 0.3},  # the default since it was measured
     "stage-lr1": {"stage_lr_factor": 1.0},  # before: every stage restarts at lr 10⁻²
+    "decay0.999": {"lr_decay": 0.999},  # lr 10⁻²·0.999^step: ≈ 4·10⁻³ after 1000 steps
+    "kernel7": {"kernel_size": 7},
 }
 
 
