@@ -81,6 +81,7 @@ CASES: dict[str, dict[str, Any]] = {
     "stage-lr1": {"stage_lr_factor": 1.0},  # before: every stage restarts at lr 10⁻²
     "decay0.999": {"lr_decay": 0.999},  # lr 10⁻²·0.999^step: ≈ 4·10⁻³ after 1000 steps
     "kernel7": {"kernel_size": 7},
+    "hold-kappa": {"stage_coupling_lr_factor": 0.0},  # κ_L as the first stage learned it
 }
 
 

@@ -158,6 +158,9 @@ class TrainSpec(TheorySpec):
     stage_lr_factor: Annotated[float | None, Field(gt=0.0, le=1.0, description="grow: lr of "
                                                    "every stage after the first / lr; "
                                                    "None: 0.3")] = None
+    stage_coupling_lr_factor: Annotated[float | None, Field(
+        ge=0.0, le=1.0, description="grow: coupling lr of every stage after the first / "
+        "coupling_lr; 0 holds the couplings the first stage learned; None: 1")] = None
     field: Annotated[Literal["paper", "hollow"], Field(description="vector field: the paper's "
                                                        "eq. 23 or the hollow one")] = "paper"
     base: Annotated[Literal["plain", "conditional"], Field(description="block noise: fixed σ "

@@ -49,6 +49,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="grow: lr of the inherited levels relative to the new one (0 freezes)")
     p.add_argument("--stage-lr-factor", type=float, default=None,
                    help="grow: lr of the stages after the first, relative (default 0.3)")
+    p.add_argument("--stage-coupling-lr-factor", type=float, default=None,
+                   help="grow: coupling lr of the stages after the first, relative "
+                   "(default 1; 0 holds the first stage's κ_L)")
     p.add_argument("--field", default="paper", help="vector field: paper (eq. 23) or hollow")
     p.add_argument("--base", default="plain", help="block noise: plain or conditional")
     p.add_argument("--seed", type=int, default=0)
@@ -65,7 +68,8 @@ def _train_spec(args: argparse.Namespace) -> TrainSpec:
         langevin_therm=args.langevin_therm, eval_samples=args.eval_samples,
         init_from=None if args.init_from is None else str(args.init_from),
         grow=not args.no_grow, lower_lr_factor=args.lower_lr_factor,
-        stage_lr_factor=args.stage_lr_factor, field=args.field,
+        stage_lr_factor=args.stage_lr_factor,
+        stage_coupling_lr_factor=args.stage_coupling_lr_factor, field=args.field,
         base=args.base,
     )
 

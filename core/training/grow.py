@@ -59,6 +59,7 @@ class GrowConfig:
     stage_eval: int = 1024
     eval_reserve: float = 0.08  # of the final stage's budget, for its ≥ 4096-proposal ESS/N
     stage_lr_factor: float = 0.3  # lr of the stages after the first, relative to spec.lr
+    stage_coupling_lr_factor: float = 1.0  # their coupling lr / coupling_lr; 0 holds κ_L
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def grow_config(spec: TrainSpec) -> GrowConfig:
         cfg = replace(cfg, lower_lr_factor=spec.lower_lr_factor)
     if spec.stage_lr_factor is not None:
         cfg = replace(cfg, stage_lr_factor=spec.stage_lr_factor)
+    if spec.stage_coupling_lr_factor is not None:
+        cfg = replace(cfg, stage_coupling_lr_factor=spec.stage_coupling_lr_factor)
     return cfg
 
 
@@ -168,6 +171,9 @@ def train_grown(spec: TrainSpec, *, workdir: Path, progress: Progress | None = N
             plateau_gain=cfg.plateau_gain,
             eval_samples=opts.eval_samples if final else min(cfg.stage_eval,
                                                              opts.eval_samples))
+        if prev is not None and cfg.stage_coupling_lr_factor != 1.0:
+            base = opts.coupling_lr if opts.coupling_lr is not None else (spec.lr or 0.01)
+            stage_opts = replace(stage_opts, coupling_lr=base * cfg.stage_coupling_lr_factor)
         stage_spec = _stage_spec(spec, size, _budget(spec, spent, final, cfg), prev,
                                  cfg.stage_lr_factor)
         offset = index * spec.steps

@@ -61,6 +61,16 @@ def test_stage_lr_factor_scales_the_later_stages_only(tmp_path: Path) -> None:
     assert res.steps == 6
 
 
+def test_stage_coupling_lr_factor_zero_holds_the_first_stages_couplings(tmp_path: Path) -> None:
+    res = train_grown(_spec(stage_coupling_lr_factor=0.0), workdir=tmp_path, options=OPTS)
+    curves = {L: json.loads((tmp_path / f"stage-L{L}" / "model" / "metrics.json").read_text())
+              ["curve"] for L in (8, 16)}
+    first = curves[8][-1]["coarse_kappa"]
+    assert curves[8][0]["coarse_kappa"] != first  # stage 1 learns κ_L ...
+    assert {r["coarse_kappa"] for r in curves[16]} == {first}  # ... stage 2 holds it
+    assert res.couplings["coarse"] is not None and res.couplings["coarse"]["kappa"] == first
+
+
 def test_frozen_lower_levels_keep_their_weights(tmp_path: Path) -> None:
     spec = _spec()
     res = train_grown(spec, workdir=tmp_path / "f", options=OPTS,
