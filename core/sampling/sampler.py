@@ -137,15 +137,6 @@ def model_couplings(flat: dict[str, float]) -> tuple[Couplings, Couplings]:
             Couplings(kappa=float(flat["fine_kappa"]), lam=float(flat["fine_lam"])))
 
 
-# Coarse configurations kept every ⌈COARSE_THIN_TAUS·τ_int⌉ trajectories (sweeps) — twice
-# the 2τ of direct sampling. The proposals interleave the chains time slice by time slice, so
-# a coarse chain's next configuration is proposed `chains` steps later; at 2τ its residual
-# correlation (e^{-2} ≈ 0.13 in the coarse field) gave the Metropolis chain a bump of 0.056
-# at lag 32 that the Γ-method's window never reaches (L = 16: errors 12-20 % small,
-# docs/benchmarks.md), and the independence sampler wants proposals independent of its state.
-COARSE_THIN_TAUS = 4.0
-
-
 def draw_coarse(sampler: CoarseSampler, *, dim: int, L: int, coarse: Couplings, n_samples: int,
                 chains: int, generator: torch.Generator, device: str,
                 progress: Progress | None = None,
@@ -155,7 +146,7 @@ def draw_coarse(sampler: CoarseSampler, *, dim: int, L: int, coarse: Couplings, 
     kw: dict[str, Any] = dict(dim=dim, L=L, kappa=coarse.kappa, lam=coarse.lam,
                               n_samples=n_samples, chains=min(chains, n_samples),
                               generator=generator, device=device, progress=progress,
-                              should_stop=should_stop, thin_taus=COARSE_THIN_TAUS)
+                              should_stop=should_stop)
     run = run_cluster(**kw) if sampler == "cluster" else run_hmc(**kw)
     phi = run.configs.reshape((-1, *run.configs.shape[2:]))[:n_samples]
     return phi, run.thin, run.tau_int_pilot

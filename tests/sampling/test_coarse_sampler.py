@@ -6,7 +6,6 @@ the job."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -112,23 +111,3 @@ def test_flow_with_cluster_coarse_sampler_matches_fine_hmc(tmp_path: Path) -> No
         x, y = out.observables[key], want[key]
         sigma = (x.error**2 + y.error**2) ** 0.5
         assert abs(x.mean - y.mean) < 3 * sigma, (key, x, y)
-
-
-@pytest.mark.parametrize("sampler", ["hmc", "cluster"])
-def test_coarse_chains_are_thinned_by_four_pilot_tau(sampler: str) -> None:
-    """Proposals need coarse fields independent of the Metropolis state: thin ≥ 4 τ_int
-    (direct sampling keeps 2 τ_int), for both coarse samplers."""
-    from core.lattice.couplings import Couplings
-    from core.samplers.hmc import run_hmc
-    from core.sampling.sampler import COARSE_THIN_TAUS, draw_coarse
-
-    coarse = Couplings(kappa=0.24, lam=0.01)
-    _, thin, tau = draw_coarse(
-        sampler,  # type: ignore[arg-type]
-        dim=2, L=4, coarse=coarse, n_samples=16, chains=4,
-        generator=torch.Generator().manual_seed(0), device="cpu")
-    assert COARSE_THIN_TAUS == 4.0 and tau is not None
-    assert thin == max(1, math.ceil(4.0 * tau))
-    direct = run_hmc(dim=2, L=4, kappa=0.24, lam=0.01, n_samples=16, chains=4,
-                     generator=torch.Generator().manual_seed(0))
-    assert direct.thin == max(1, math.ceil(2.0 * direct.tau_int_pilot))
