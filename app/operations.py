@@ -140,13 +140,12 @@ def redact_scan_record(record: dict[str, Any], session: Any, caller: Caller,
         return record
     out = []
     for point in points:
-        p = dict(point) if isinstance(point, dict) else point
-        if isinstance(p, dict):
-            ref = p.get("model")
+        if isinstance(point, dict):
+            point = dict(point)
+            ref, ens = point.get("model"), point.get("ensemble")
             if isinstance(ref, str) and catalog.resolve(session, ref, caller) is None:
-                p["model"] = REDACTED_MODEL
-            ens = p.get("ensemble")
+                point["model"] = REDACTED_MODEL
             if isinstance(ens, str) and catalog.get_ensemble(session, ens, caller) is None:
-                p["ensemble"] = None
-        out.append(p)
+                point["ensemble"] = None
+        out.append(point)
     return {**record, "points": out}

@@ -84,7 +84,12 @@ def main() -> None:
     ap.add_argument("--flow-steps", type=int, default=150, help="training steps without one")
     args = ap.parse_args()
     models = {int(k): v for k, v in (item.split("=", 1) for item in args.flow_model)}
-    workdir = tempfile.mkdtemp(prefix="hmc-errors-")
+    with tempfile.TemporaryDirectory(prefix="hmc-errors-") as workdir:  # flows trained here
+        _table(args, models, workdir)
+
+
+def _table(args: argparse.Namespace, models: dict[int, str], workdir: str) -> None:
+    """Print one calibration row per (L, algorithm)."""
     torch.set_num_threads(1)
     total = args.runs * args.chains
     print(f"d={args.dim} κ={args.kappa} λ={args.lam}: {args.runs} runs × {args.chains} chains × "

@@ -39,19 +39,31 @@ def _best(fn: Callable[[], Any], repeats: int) -> float:
     return min(times)
 
 
-def profile(L: int, batch: int, n_time: int, repeats: int, evaluate_n: int) -> dict[str, float]:
+def _problem(L: int, batch: int, n_time: int) -> tuple[TrainSpec, Any, dict[str, Any]]:
+    """(spec, thermalised IR problem, generators) at κ = 0.25, λ = 0.01."""
     spec = TrainSpec(method="ir", dim=2, L=L, kappa=0.25, lam=0.01, batch=batch, n_time=n_time)
     gens = {k: torch.Generator().manual_seed(i) for i, k in enumerate(GENERATORS)}
     problem, _ = build_problem(spec, TrainOptions(langevin_therm=2000), gens)
     src: Any = problem.source
     src.draw()  # thermalise outside the timings
+    return spec, problem, gens
+
+
+def _loss(problem: Any) -> Any:
+    """The training loss of one step: draw, push, −mean log w + λ_K · kinetic term."""
+    prop = problem.push(problem.source.draw())
+    assert prop.kinetic is not None
+    return -problem.log_w(prop).mean() + 0.05 * prop.kinetic.double().mean()
+
+
+def profile(L: int, batch: int, n_time: int, repeats: int, evaluate_n: int) -> dict[str, float]:
+    spec, problem, gens = _problem(L, batch, n_time)
+    src: Any = problem.source
     out: dict[str, float] = {}
     out["draw (500 Langevin, graph kept)"] = _best(src.draw, repeats)
 
     def forward() -> Any:
-        prop = problem.push(src.draw())
-        assert prop.kinetic is not None
-        return -problem.log_w(prop).mean() + 0.05 * prop.kinetic.double().mean()
+        return _loss(problem)
 
     def step() -> None:
         forward().backward()
@@ -74,31 +86,20 @@ def profile(L: int, batch: int, n_time: int, repeats: int, evaluate_n: int) -> d
 
 def compare_contract(L: int, batch: int, n_time: int, repeats: int) -> dict[str, float]:
     """Seconds per optimiser step (best of ``repeats``, alternating): gather vs rolls."""
-    spec = TrainSpec(method="ir", dim=2, L=L, kappa=0.25, lam=0.01, batch=batch, n_time=n_time)
-    gens = {k: torch.Generator().manual_seed(i) for i, k in enumerate(GENERATORS)}
-    problem, _ = build_problem(spec, TrainOptions(langevin_therm=2000), gens)
-    src: Any = problem.source
-    src.draw()
+    _, problem, _ = _problem(L, batch, n_time)
+    gather = LocalVectorField._sum_taps
 
-    def step() -> None:
-        prop = problem.push(src.draw())
-        assert prop.kinetic is not None
-        (-problem.log_w(prop).mean() + 0.05 * prop.kinetic.double().mean()).backward()
-
-    gather = LocalVectorField._contract
-
-    def rolls(self: LocalVectorField, coeff: torch.Tensor, features: torch.Tensor) -> Any:
-        u = torch.einsum("bf...,cf->bc...", features, coeff)
+    def rolls(self: LocalVectorField, u: torch.Tensor) -> torch.Tensor:
         return roll_contract(u, self.offsets, self.offset_class)
 
     best = {"gather": float("inf"), "rolls": float("inf")}
     try:
         for _ in range(repeats):
             for name, impl in (("gather", gather), ("rolls", rolls)):
-                LocalVectorField._contract = impl  # type: ignore[method-assign]
-                best[name] = min(best[name], _best(step, 1))
+                LocalVectorField._sum_taps = impl  # type: ignore[method-assign]
+                best[name] = min(best[name], _best(lambda: _loss(problem).backward(), 1))
     finally:
-        LocalVectorField._contract = gather  # type: ignore[method-assign]
+        LocalVectorField._sum_taps = gather  # type: ignore[method-assign]
     return best
 
 
