@@ -103,13 +103,20 @@ def _fill_coarse_L(data: object) -> object:
 
 
 def default_kernel_size(dim: int, coarse_L: int) -> int:
-    """Kernel of the super-resolving levels when a spec leaves ``kernel_size`` open.
+    """Kernel of the super-resolving levels when a spec leaves ``kernel_size`` open (a warm
+    start takes its parent's instead: core.training.warm.inherit_kernel).
 
-    k = 5 in d ≤ 2 where the first fine lattice 2·coarse_L holds it, else 3. Measured
-    (docs/training.md): k = 2 — the upsampling block itself, which cannot correlate the
-    fluctuations of neighbouring blocks — caps fresh ESS/N at ≈ 0.02 at L = 8, κ = 0.25;
-    k = 3 reaches 0.66-0.70 there; at L = 16, κ = 0.25 and a 5-minute budget k = 5 reached
-    0.58 against 0.24 for k = 3 (bench/scaling.py). d = 3 keeps k = 3 (5³ taps per site)."""
+    d = 2: k = 7 from coarse_L ≥ 8 (the first fine lattice is ≥ 16), else k = 5 where
+    2·coarse_L holds it; d = 1 likewise k = 5; d = 3 keeps k = 3 (5³ taps per site). It
+    depends on coarse_L alone, never on L, so every stage of a grown stack has the same
+    architecture. Measured (docs/training.md, bench/scaling.py, one seed each): k = 2 —
+    the upsampling block itself, which cannot correlate neighbouring blocks — caps fresh
+    ESS/N at ≈ 0.02 at L = 8, κ = 0.25, where k = 3 reaches 0.66-0.70; at L = 16 and 5 min
+    k = 5 reached 0.58 against 0.24 for k = 3; from an 8×8 coarse lattice k = 7 reached
+    0.932 against 0.867 at L = 16 (15 min) and 0.761 against 0.471 at L = 32 (30 min),
+    at ≈ 1.3× the cost of a k = 5 step. coarse_L = 4 (L = 8, warm starts) keeps k = 5."""
+    if dim == 2 and coarse_L >= 8:
+        return 7
     return 5 if dim <= 2 and 2 * coarse_L >= 5 else 3
 
 
@@ -132,6 +139,7 @@ class TrainSpec(TheorySpec):
     )
     lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] = 0.997
     kernel_size: Annotated[int | None, Field(ge=2, le=MAX_KERNEL, description="None: "
+                                             "the warm-start parent's, else "
                                              "default_kernel_size(d, coarse_L)")] = None
     n_freq: Annotated[int | None, Field(ge=1, le=MAX_BOND,
                                         description="F; None: 11, or 30 for baseline")] = None

@@ -71,3 +71,22 @@ def test_coarse_lattice_default_follows_the_measurements() -> None:
     assert coarse(L=32, method="uv") == 4 and coarse(L=32, dim=1) == 4
     assert coarse(L=32, coarse_L=4) == 4 and coarse(L=32, coarse_L=None) == 8
     assert TrainSpec(L=64, kappa=0.25, lam=0.01).levels == 3
+
+
+def test_kernel_default_follows_the_measurements() -> None:
+    """k = 7 in d = 2 from an 8×8 coarse lattice (bench/scaling.py: 0.761 against 0.471 at
+    L = 32 in 30 min, 0.932 against 0.867 at L = 16 in 15 min), else k = 5 where the first
+    fine lattice holds it, k = 3 in d = 3. It depends on coarse_L only, so every stage of a
+    grown stack (same coarse_L, smaller L) builds the same levels."""
+    from core.specs import default_kernel_size
+    from core.training.api import flow_config
+
+    assert [default_kernel_size(2, c) for c in (2, 4, 8, 16)] == [3, 5, 7, 7]
+    assert default_kernel_size(1, 8) == 5 and default_kernel_size(3, 8) == 3
+    kernels = {L: flow_config(TrainSpec(L=L, kappa=0.25, lam=0.01)).kernel_size
+               for L in (8, 16, 32, 64)}
+    assert kernels == {8: 5, 16: 7, 32: 7, 64: 7}
+    stage = TrainSpec(L=64, kappa=0.25, lam=0.01).model_copy(update={"L": 16})
+    assert flow_config(stage).kernel_size == 7
+    with pytest.raises(ValueError, match="kernel_size=7 is wider"):
+        TrainSpec(L=16, coarse_L=2, kappa=0.25, lam=0.01, kernel_size=7)

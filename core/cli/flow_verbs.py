@@ -36,7 +36,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget")
     p.add_argument("--target-ess", type=float, default=None, help="stop at this ESS/N")
     p.add_argument("--batch", type=int, default=64, help="configurations per step")
-    p.add_argument("--kernel-size", type=int, default=None, help="2 (block) or odd; default 3")
+    p.add_argument("--kernel-size", type=int, default=None,
+                   help="2 (block) or odd; default: the parent's with --init-from, else 7 "
+                   "in d = 2 from an 8x8 coarse lattice (L >= 16), 5 below it, 3 in d = 3")
     p.add_argument("--solver-steps", type=int, default=8, help="fixed RK4 steps of the CNF")
     p.add_argument("--langevin-therm", type=int, default=None,
                    help="IR: coarse Langevin thermalisation steps (default 5·10⁴)")

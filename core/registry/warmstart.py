@@ -1,7 +1,8 @@
 """Warm start: the visible model version closest to a train spec with the same architecture.
 
 "Same architecture" means the same trainable tensors per level: method, d, coarse_L,
-kernel size, F, D, F', D' and dtype (the fine size L may differ: a level's map does not
+kernel size (any, when the spec leaves it unset: the child takes its parent's), F, D, F',
+D' and dtype (the fine size L may differ: a level's map does not
 depend on L, so a flow trained on a smaller lattice seeds a larger one). "Closest" is the
 Euclidean distance in (κ, λ) at equal d; ties go to the higher ESS/N, then the newer
 version. The defaults mirror :func:`core.training.api.flow_config` (a registry test pins
@@ -70,8 +71,12 @@ def nearest_version(session: Session, spec: dict[str, Any], caller: Caller) -> M
                                       ModelVersion.method == want["method"])
     best: tuple[float, float, int] | None = None
     chosen: ModelVersion | None = None
+    any_kernel = not spec.get("kernel_size")  # unset: the parent's (training.warm)
     for mv in session.scalars(stmt):
-        if arch_of_config(mv.config or {}) != want:
+        have = arch_of_config(mv.config or {})
+        if any_kernel:
+            have = {**have, "kernel_size": want["kernel_size"]}
+        if have != want:
             continue
         if spec.get("L") is not None and int(mv.L) > int(spec["L"]):
             continue  # a parent has at most the levels of the child

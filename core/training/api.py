@@ -33,7 +33,13 @@ from core.training.loss import ess_fraction
 from core.training.problem import Matching
 from core.training.trainer import Progress, Trainer, TrainerConfig
 from core.training.uv import UVConfig, UVSource
-from core.training.warm import WarmStart, apply_warm_start, flat_couplings, load_warm_start
+from core.training.warm import (
+    WarmStart,
+    apply_warm_start,
+    flat_couplings,
+    inherit_kernel,
+    load_warm_start,
+)
 
 GENERATORS = ("flow", "sampler", "logz", "gap", "init")
 
@@ -215,6 +221,7 @@ def train(spec: TrainSpec, *, workdir: Path, progress: Progress | None = None,
     intermediate stages are scratch directories, not parents)."""
     from core.io.flow_files import save_flow
 
+    spec = inherit_kernel(spec, init_dir)
     opts = with_spec_overrides(options or TrainOptions(), spec)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ re-initialising it from the coarse std (Appendix C applies to fresh runs only).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,22 @@ def check_compatible(parent: FlowConfig, child: FlowConfig) -> None:
             raise WarmStartError(
                 f"init model has {key}={a[key]!r} but this run needs {key}={b[key]!r}: "
                 f"a warm start needs the same architecture (only fine_L/levels may differ)")
+
+
+def inherit_kernel(spec: TrainSpec, model_dir: Path | None) -> TrainSpec:
+    """A warm start's unset ``kernel_size`` is the parent's, not the default for the spec's
+    coarse_L: a registry model trained before the default changed (k = 5 at coarse_L = 8
+    until issue 9's k = 7) still seeds a child that names no kernel. An explicit kernel
+    stays (and :func:`check_compatible` names a mismatch); no readable parent: unchanged."""
+    if model_dir is None or spec.kernel_size is not None or spec.method == "baseline":
+        return spec
+    try:
+        kernel = json.loads((Path(model_dir) / "config.json").read_text()).get("kernel_size")
+    except (OSError, ValueError, AttributeError):
+        return spec  # load_warm_start reports the missing or broken parent
+    if not isinstance(kernel, int) or isinstance(kernel, bool):
+        return spec
+    return spec.model_copy(update={"kernel_size": kernel})
 
 
 def load_warm_start(model_dir: Path, spec: TrainSpec) -> WarmStart:

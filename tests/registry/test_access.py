@@ -109,6 +109,17 @@ def test_nearest_picks_the_closest_visible_same_architecture_version(s: Session)
         nearest_version(s, {**spec, "dim": 3}, ALICE)
 
 
+def test_nearest_with_the_kernel_unset_accepts_any_kernel(s: Session) -> None:
+    """An unset kernel_size matches every kernel (the child takes its parent's); a named
+    one only its own — the default for the spec (5 here) is not forced on old parents."""
+    _version(s, "k3", ALICE, "group", kappa=0.25, lam=0.01, job="j1")  # kernel 3
+    spec = {"method": "ir", "dim": 2, "L": 16, "coarse_L": 4, "kappa": 0.25, "lam": 0.01}
+    assert arch_of_spec(spec)["kernel_size"] == 5
+    assert nearest_version(s, spec, ALICE).model.name == "k3"
+    with pytest.raises(NoParent, match="kernel_size=5"):
+        nearest_version(s, {**spec, "kernel_size": 5}, ALICE)
+
+
 def test_an_alias_does_not_reveal_a_version_the_caller_cannot_see(s: Session) -> None:
     _version(s, "m", ALICE, "group", kappa=0.2, lam=0.01, job="j1")
     v2 = _version(s, "m", ALICE, "private", kappa=0.2, lam=0.01, job="j2")

@@ -72,6 +72,20 @@ def test_warm_start_seeds_levels_and_couplings(tmp_path: Path) -> None:
         train(_spec(n_freq=4), workdir=tmp_path / "x", options=OPTS, init_dir=parent.model_dir)
 
 
+def test_a_warm_start_without_a_kernel_takes_the_parents(tmp_path: Path) -> None:
+    """kernel_size unset + parent: the parent's k (3 here), not the default for coarse_L
+    (5): registry models trained before a default change still seed such a child. An
+    explicit kernel that differs is still refused, naming the field."""
+    parent = train(_spec(kernel_size=3, steps=1), workdir=tmp_path / "p", options=OPTS)
+    assert _spec().kernel_size is None
+    child = train(_spec(steps=0), workdir=tmp_path / "c", options=OPTS,
+                  init_dir=parent.model_dir)
+    assert load_flow(child.model_dir).config.kernel_size == 3
+    with pytest.raises(WarmStartError, match="kernel_size=3 but this run needs kernel_size=5"):
+        train(_spec(kernel_size=5, steps=0), workdir=tmp_path / "x", options=OPTS,
+              init_dir=parent.model_dir)
+
+
 def test_spec_fields_override_options(tmp_path: Path) -> None:
     spec = _spec(steps=2, eval_samples=128, kinetic_weight=0.0, coupling_lr=5e-3)
     res = train(spec, workdir=tmp_path, options=OPTS)
