@@ -69,6 +69,11 @@ def main() -> int:
                            "steps": res.summary["steps"], "final_stage_s_per_step": s_step,
                            "grow": metrics.get("grow"), "couplings": res.summary["couplings"],
                            "solver_gap": res.summary["solver_gap"]}
+        report["train"]["curve"] = [{k: c.get(k) for k in ("step", "wall", "ess", "L")}
+                                    for c in curve[::max(len(curve) // 200, 1)]]
+        report["kernel_size"] = json.loads(
+            (Path(res.model_dir or tmp) / "config.json").read_text()).get("kernel_size")
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=2))  # kept if killed
         print(f"train: {train_wall:.0f} s, {res.summary['steps']} steps, final stage "
               f"{s_step:.3f} s/step, fresh ESS/N {res.summary['ess']:.3f}")
         t0 = time.perf_counter()
@@ -81,6 +86,7 @@ def main() -> int:
                         "ode_consistency": smp.ode_consistency}
     print(f"sample: {rate:.1f} configs/s, ESS/N {smp.ess:.3f}, acceptance "
           f"{smp.acceptance:.3f}, ESS/N × configs/s {smp.ess * rate:.1f}")
+    (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     hmc = _hmc(args.L, dev, args.hmc_seconds)
     report["hmc"] = hmc
     print(f"direct HMC: {hmc['configs_per_s']:.1f} configs/s, τ_int(|M|) "
