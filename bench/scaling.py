@@ -82,6 +82,8 @@ CASES: dict[str, dict[str, Any]] = {
     "decay0.999": {"lr_decay": 0.999},  # lr 10⁻²·0.999^step: ≈ 4·10⁻³ after 1000 steps
     "kernel7": {"kernel_size": 7},
     "hold-kappa": {"stage_coupling_lr_factor": 0.0},  # κ_L as the first stage learned it
+    "learn-lam": {"learn_lam": True},  # IR: λ_L learned beside κ_L
+    "batch128": {"batch": 128},
 }
 
 

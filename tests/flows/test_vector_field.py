@@ -58,7 +58,8 @@ def test_basis_is_odd_with_exact_derivative() -> None:
 
 
 @pytest.mark.parametrize(
-    ("dim", "k", "n"), [(1, 2, 2), (2, 2, 3), (3, 2, 4), (1, 3, 3), (2, 3, 6), (2, 5, 15)]
+    ("dim", "k", "n"),
+    [(1, 2, 2), (2, 2, 3), (3, 2, 4), (1, 3, 3), (2, 3, 6), (2, 5, 15), (2, 7, 28)],
 )
 def test_local_class_counts(dim: int, k: int, n: int) -> None:
     reps, classes = local_classes(dim, k)
@@ -108,7 +109,7 @@ def dense_baseline(field: BaselineVectorField, t: float, psi: Tensor) -> Tensor:
 
 @pytest.mark.parametrize(
     ("dim", "size", "k"),
-    [(1, 6, 2), (1, 6, 3), (2, 4, 2), (2, 6, 3), (2, 6, 5), (3, 4, 2), (3, 4, 3)],
+    [(1, 6, 2), (1, 6, 3), (2, 4, 2), (2, 6, 3), (2, 6, 5), (2, 8, 7), (3, 4, 2), (3, 4, 3)],
 )
 def test_local_field_matches_site_by_site_definition(dim: int, size: int, k: int) -> None:
     field = randomise(LocalVectorField(dim, k, n_basis=4, n_time=3, bond_basis=3, bond_time=2), 1)
@@ -157,7 +158,7 @@ def max_violation(field: VectorField, g, psi: Tensor, t: float = 0.29) -> float:
     return float((field(t, g(psi)) - g(field(t, psi))).detach().abs().max())
 
 
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("k", [2, 3, 7])
 def test_local_field_block_equivariance_2d(k: int) -> None:
     field = randomise(LocalVectorField(2, k), 5)
     psi = torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(6))
@@ -212,15 +213,19 @@ FIELDS = {
     "local_k2_2d": lambda: LocalVectorField(2, 2),
     "local_k3_2d": lambda: LocalVectorField(2, 3),
     "local_k3_1d": lambda: LocalVectorField(1, 3),
+    "local_k7_2d_L8": lambda: LocalVectorField(2, 7),  # the d = 2 default from 8×8
     "baseline_2d": lambda: BaselineVectorField(2, 4),
 }
+
+
+def _shape(name: str) -> tuple[int, ...]:
+    return (4,) if name.endswith("1d") else (8, 8) if name.endswith("L8") else (4, 4)
 
 
 @pytest.mark.parametrize("name", FIELDS)
 def test_divergence_is_trace_of_jacobian(name: str) -> None:
     field = randomise(FIELDS[name](), 13)
-    shape = (4,) if name.endswith("1d") else (4, 4)
-    psi = torch.randn(2, *shape, generator=torch.Generator().manual_seed(14))
+    psi = torch.randn(2, *_shape(name), generator=torch.Generator().manual_seed(14))
     ev = field.velocity_and_divergence(0.71, psi)
     torch.testing.assert_close(ev.velocity, field(0.71, psi), rtol=0, atol=0)
     torch.testing.assert_close(ev.divergence, field.divergence(0.71, psi), rtol=0, atol=0)
@@ -236,8 +241,7 @@ def test_zero_spatial_weights_give_zero_field(name: str) -> None:
     field = FIELDS[name]()
     assert not field.weight_space.any()
     assert field.weight_time.abs().min() > 0 and field.weight_basis.abs().min() > 0
-    shape = (4,) if name.endswith("1d") else (4, 4)
-    psi = torch.randn(2, *shape, generator=torch.Generator().manual_seed(15))
+    psi = torch.randn(2, *_shape(name), generator=torch.Generator().manual_seed(15))
     ev = field.velocity_and_divergence(0.3, psi)
     assert not ev.velocity.any() and not ev.divergence.any()
 
