@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from core.io.flow_files import read_config
 from core.lattice.observables import measure
 from core.pipeline import run_train_job
 from core.samplers.hmc import run_hmc
@@ -55,6 +56,10 @@ def main() -> int:
     name = torch.cuda.get_device_name(0) if dev == "cuda" else "cpu (smoke test)"
     report: dict[str, object] = {"device": name,
                                  "torch": torch.__version__, "L": args.L}
+
+    def save() -> None:
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+
     spec = TrainSpec(method="ir", dim=2, L=args.L, kappa=0.25, lam=0.01, steps=100_000,
                      max_minutes=args.minutes, device=dev)
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,9 +76,8 @@ def main() -> int:
                            "solver_gap": res.summary["solver_gap"]}
         report["train"]["curve"] = [{k: c.get(k) for k in ("step", "wall", "ess", "L")}
                                     for c in curve[::max(len(curve) // 200, 1)]]
-        report["kernel_size"] = json.loads(
-            (Path(res.model_dir or tmp) / "config.json").read_text()).get("kernel_size")
-        (out / "gpu_check.json").write_text(json.dumps(report, indent=2))  # kept if killed
+        report["kernel_size"] = read_config(res.model_dir or tmp).kernel_size
+        save()  # a run killed later still returns its training figures
         print(f"train: {train_wall:.0f} s, {res.summary['steps']} steps, final stage "
               f"{s_step:.3f} s/step, fresh ESS/N {res.summary['ess']:.3f}")
         t0 = time.perf_counter()
@@ -86,14 +90,14 @@ def main() -> int:
                         "ode_consistency": smp.ode_consistency}
     print(f"sample: {rate:.1f} configs/s, ESS/N {smp.ess:.3f}, acceptance "
           f"{smp.acceptance:.3f}, ESS/N × configs/s {smp.ess * rate:.1f}")
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+    save()
     hmc = _hmc(args.L, dev, args.hmc_seconds)
     report["hmc"] = hmc
     print(f"direct HMC: {hmc['configs_per_s']:.1f} configs/s, τ_int(|M|) "
           f"{hmc['tau_int_abs_m']:.2f} → {hmc['independent_per_s']:.1f} independent/s")
     report["flow_vs_hmc"] = smp.ess * rate / hmc["independent_per_s"]
     print(f"flow (ESS/N × configs/s) / HMC independent configs/s = {report['flow_vs_hmc']:.2f}")
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+    save()
     print(f"report: {out / 'gpu_check.json'}")
     return 0
 

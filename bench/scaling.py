@@ -83,7 +83,6 @@ CASES: dict[str, dict[str, Any]] = {
     "kernel7": {"kernel_size": 7},
     "hold-kappa": {"stage_coupling_lr_factor": 0.0},  # κ_L as the first stage learned it
     "learn-lam": {"learn_lam": True},  # IR: λ_L learned beside κ_L
-    "batch128": {"batch": 128},
 }
 
 

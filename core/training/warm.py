@@ -16,7 +16,6 @@ re-initialising it from the coarse std (Appendix C applies to fresh runs only).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,15 +82,15 @@ def inherit_kernel(spec: TrainSpec, model_dir: Path | None) -> TrainSpec:
     coarse_L: a registry model trained before the default changed (k = 5 at coarse_L = 8
     until issue 9's k = 7) still seeds a child that names no kernel. An explicit kernel
     stays (and :func:`check_compatible` names a mismatch); no readable parent: unchanged."""
+    from core.io.flow_files import FlowFileError, read_config
+
     if model_dir is None or spec.kernel_size is not None or spec.method == "baseline":
         return spec
     try:
-        kernel = json.loads((Path(model_dir) / "config.json").read_text()).get("kernel_size")
-    except (OSError, ValueError, AttributeError):
+        kernel = read_config(model_dir).kernel_size
+    except FlowFileError:
         return spec  # load_warm_start reports the missing or broken parent
-    if not isinstance(kernel, int) or isinstance(kernel, bool):
-        return spec
-    return spec.model_copy(update={"kernel_size": kernel})
+    return spec if kernel is None else spec.model_copy(update={"kernel_size": kernel})
 
 
 def load_warm_start(model_dir: Path, spec: TrainSpec) -> WarmStart:
