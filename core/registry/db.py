@@ -2,7 +2,11 @@
 
 SQLite is shared by the API process and the worker processes, so every connection runs
 in WAL mode with a busy timeout (readers never block the writer; a writer waits for
-the lock instead of failing). PostgreSQL works by URL, e.g.
+the lock instead of failing). Its pool keeps 5 connections but never makes a request wait
+for one (unlimited overflow): a SQLite connection is only a file handle, and SQLAlchemy's
+bounded default (5 + 10, then a 30 s wait) made clients of tests/service/test_load.py time
+out on a busy machine ("QueuePool limit of size 5 overflow 10 reached").
+PostgreSQL works by URL (its pool keeps SQLAlchemy's default: the server caps connections), e.g.
 ``SRFLOW_DATABASE_URL=postgresql+psycopg://user:pw@host/srflow``.
 """
 
@@ -38,7 +42,8 @@ def make_engine(url: str) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            max_overflow=-1,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
