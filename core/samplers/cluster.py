@@ -179,12 +179,12 @@ class ClusterResult:
 def run_cluster(*, dim: int, L: int, kappa: float, lam: float, n_samples: int, chains: int,
                 generator: torch.Generator, device: str | torch.device = "cpu",
                 dtype: torch.dtype = torch.float64, n_therm: int = 500, thin: int | None = None,
-                clusters_per_sweep: int = 1, start: Start = "auto",
+                thin_taus: float = 2.0, clusters_per_sweep: int = 1, start: Start = "auto",
                 progress: Callable[[int, int, dict[str, Any]], None] | None = None,
                 should_stop: Callable[[], bool] | None = None,
                 max_seconds: float | None = None) -> ClusterResult:
     """Thermalise (tuning δ), then, unless ``thin`` is given, measure τ_int of |M|, M² and
-    S/V on a pilot of max(200, n_therm/2) sweeps (thin = ⌈2 max τ_int⌉) and keep
+    S/V on a pilot of max(200, n_therm/2) sweeps (thin = ⌈thin_taus·max τ_int⌉) and keep
     ⌈n_samples/chains⌉ configurations per chain, one every ``thin`` sweeps."""
     t0 = time.perf_counter()
     if n_samples < 1 or chains < 1:
@@ -217,7 +217,7 @@ def run_cluster(*, dim: int, L: int, kappa: float, lam: float, n_samples: int, c
             series[1].append(m * m)
             series[2].append(action(s.phi.double(), kappa, lam) / volume)
         tau_pilot = max(gamma_method(torch.stack(x).cpu().numpy()).tau_int for x in series)
-        thin = max(1, math.ceil(2 * tau_pilot))
+        thin = max(1, math.ceil(thin_taus * tau_pilot))
         total[0] = done[0] + per_chain * thin
     kept: list[Tensor] = []
     acc, frac, n_sweeps = 0.0, 0.0, 0

@@ -257,13 +257,14 @@ def run_hmc(
     n_therm: int = 500,
     target_acceptance: float = 0.8,
     thin: int | None = None,
+    thin_taus: float = 2.0,
     start: Start = "auto",
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     max_seconds: float | None = None,
 ) -> HMCResult:
     """Thermalise (tuning ε), optionally measure τ_int on a pilot stretch of
-    max(200, n_therm/2) trajectories (thin = ⌈2·max τ_int(|M|, S/V)⌉), then keep
+    max(200, n_therm/2) trajectories (thin = ⌈thin_taus·max τ_int(|M|, S/V)⌉), then keep
     ⌈n_samples/chains⌉ configurations per chain, one every ``thin`` trajectories.
 
     ``max_seconds`` caps the wall time: sampling ends early (after at least two kept
@@ -289,7 +290,7 @@ def run_hmc(
             abs_m.append(sampler.phi.mean(dim=dims).abs().double())
             dens.append(action(sampler.phi.double(), kappa, lam) / volume)
         tau_pilot = max(_gamma(torch.stack(s)).tau_int for s in (abs_m, dens))
-        thin = max(1, math.ceil(2 * tau_pilot))
+        thin = max(1, math.ceil(thin_taus * tau_pilot))
         tick.begin("sample", tick.done + per_chain * thin)
     else:
         tick.begin("sample")

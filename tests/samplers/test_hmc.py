@@ -44,6 +44,10 @@ def test_pilot_thinning():
     assert res.tau_int_pilot is not None and res.tau_int_pilot >= 0.5
     assert res.thin == max(1, math.ceil(2 * res.tau_int_pilot))
     assert res.thin > 1  # κ close to 1/2 in d=1: slow modes
+    # the same pilot (same seed), thinned by 4 τ_int as flow sampling asks
+    wide = _run(thin=None, thin_taus=4.0, n_therm=50, dim=1, L=8, kappa=0.45, lam=0.0)
+    assert wide.tau_int_pilot == res.tau_int_pilot
+    assert wide.thin == max(1, math.ceil(4 * res.tau_int_pilot)) > res.thin
 
 
 def test_progress_and_cancel():

@@ -6,6 +6,7 @@ the job."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from core.flows.rg_flow import build_flow
 from core.io import read_ensemble
 from core.io.flow_files import save_flow
 from core.pipeline import JobCancelled, JobError, run_sample_job
-from core.sampling.sampler import sample
+from core.sampling.sampler import COARSE_THIN_TAUS, sample
 from core.specs import SampleSpec, coarse_sampler_error
 
 COUPLINGS = {"coarse_kappa": 0.22, "coarse_lam": 0.01, "fine_kappa": 0.25, "fine_lam": 0.01}
@@ -46,6 +47,10 @@ def test_cluster_path_is_taken_and_recorded(model: Path) -> None:
     assert cl.coarse_sampler == "cluster" and hmc.coarse_sampler == "hmc"
     assert cl.configs.shape == hmc.configs.shape == (64, 8, 8)
     assert cl.thin >= 1 and cl.coarse_tau_int is not None and cl.coarse_tau_int > 0
+    # both coarse samplers feed the Metropolis chain every ⌈4 τ_int⌉ (COARSE_THIN_TAUS)
+    for out in (cl, hmc):
+        assert out.coarse_tau_int is not None
+        assert out.thin == max(1, math.ceil(COARSE_THIN_TAUS * out.coarse_tau_int))
     # same seed, same generators: only the coarse sampler differs, and so do the proposals
     assert not torch.equal(cl.log_q, hmc.log_q)
 
