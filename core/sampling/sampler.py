@@ -153,13 +153,14 @@ L = 32 (2 τ against 4 τ; the push dominates, not the 8×8 coarse chains)."""
 def draw_coarse(sampler: CoarseSampler, *, dim: int, L: int, coarse: Couplings, n_samples: int,
                 chains: int, generator: torch.Generator, device: str,
                 progress: Progress | None = None,
-                should_stop: Callable[[], bool] | None = None) -> tuple[Tensor, int, float | None]:
+                should_stop: Callable[[], bool] | None = None,
+                thin_taus: float = COARSE_THIN_TAUS) -> tuple[Tensor, int, float | None]:
     """(φ (n_samples, L, …, L), thin, pilot τ_int) from ``chains`` chains of HMC or the
     cluster algorithm at the coarse couplings, chain-major like the HDF5 layout."""
     kw: dict[str, Any] = dict(dim=dim, L=L, kappa=coarse.kappa, lam=coarse.lam,
                               n_samples=n_samples, chains=min(chains, n_samples),
                               generator=generator, device=device, progress=progress,
-                              should_stop=should_stop, thin_taus=COARSE_THIN_TAUS)
+                              should_stop=should_stop, thin_taus=thin_taus)
     run = run_cluster(**kw) if sampler == "cluster" else run_hmc(**kw)
     phi = run.configs.reshape((-1, *run.configs.shape[2:]))[:n_samples]
     return phi, run.thin, run.tau_int_pilot
@@ -168,11 +169,13 @@ def draw_coarse(sampler: CoarseSampler, *, dim: int, L: int, coarse: Couplings, 
 def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32,
            device: str = "cpu", progress: Progress | None = None,
            should_stop: Callable[[], bool] | None = None,
-           coarse_sampler: CoarseSampler = "hmc") -> SampleResult:
+           coarse_sampler: CoarseSampler = "hmc",
+           coarse_thin_taus: float = COARSE_THIN_TAUS) -> SampleResult:
     """Metropolis-corrected fine ensemble of ``n_samples`` from the flow in ``model_dir``.
 
     ``coarse_sampler``: "hmc" or "cluster" for the coarse configurations; ValueError
-    naming it for a model that cannot use it (a baseline, an odd coarse_L)."""
+    naming it for a model that cannot use it (a baseline, an odd coarse_L);
+    ``coarse_thin_taus``: its chains keep every ⌈coarse_thin_taus·τ_int⌉ (COARSE_THIN_TAUS)."""
     from core.io.flow_files import load_flow
 
     t0 = time.perf_counter()
@@ -196,7 +199,7 @@ def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32
         phi_coarse, thin, tau = draw_coarse(
             coarse_sampler, dim=config.dim, L=config.coarse_L, coarse=coarse,
             n_samples=n_samples, chains=chains, generator=g_hmc, device=device,
-            progress=progress, should_stop=should_stop)
+            progress=progress, should_stop=should_stop, thin_taus=coarse_thin_taus)
         props = push(flow, phi_coarse, coarse, fine, g_flow, should_stop=should_stop)
     if progress is not None:
         progress(n_samples, n_samples, {"phase": "metropolis"})
