@@ -12,6 +12,7 @@ Prints the table (z = (flow − HMC)/√(σ_f² + σ_h²) for ⟨|M|⟩ and χ; 
 writes ``OUT/scan.png`` (fig. 4 with the HMC points) and ``OUT/scan_bench.json``.
 
     nice -n 10 .venv/bin/python bench/scan.py --out /tmp/scan-bench
+    .venv/bin/python bench/scan.py --steps 1500 --no-cold --no-warm-start --out DIR  # cold scan
 """
 
 from __future__ import annotations
@@ -43,13 +44,15 @@ def main() -> None:
     ap.add_argument("--langevin-therm", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-start runs")
+    ap.add_argument("--no-warm-start", action="store_true",
+                    help="the scan itself trains every point from scratch (srflow scan's flag)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     torch.set_num_threads(1)
     kappas = [float(k) for k in args.kappas.split(",")]
     spec = ScanSpec(L=args.L, kappa=kappas, lam=[args.lam], steps_per_point=args.steps,
                     n_samples=args.n_samples, seed=args.seed,
-                    langevin_therm=args.langevin_therm)
+                    langevin_therm=args.langevin_therm, warm_start=not args.no_warm_start)
     t0 = time.perf_counter()
     scan = run_scan_job(spec, workdir=args.out / "work")
     t_scan = time.perf_counter() - t0
@@ -82,7 +85,9 @@ def main() -> None:
                          "warm_seconds": warm.train_seconds,
                          "cold_seconds": float(res.summary["seconds"])})
     plot = plot_scan(scan.points, args.out / "scan.png", reference=refs)
-    print(f"scan L={args.L} λ={args.lam}: {len(scan.points)} points, {args.steps} steps each, "
+    start = "warm-started from the previous point" if spec.warm_start else "cold"
+    print(f"scan L={args.L} λ={args.lam}: {len(scan.points)} points ({start}), "
+          f"{args.steps} steps each, "
           f"{args.n_samples} flow configurations, {t_scan:.0f} s; HMC {args.hmc_samples} "
           "configurations (16 chains)")
     print(f"  {'κ':>5} {'ESS/N':>6} {'acc':>5} {'κ_L−κ':>8} {'⟨|M|⟩ flow':>17} "
