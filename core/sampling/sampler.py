@@ -5,9 +5,9 @@
    pilot stretch of the same run, and kept every ⌈4·τ_int⌉ trajectories (core.samplers.hmc;
    COARSE_THIN_TAUS). ``coarse_sampler="cluster"`` draws them with the cluster algorithm
    instead (Wolff flips + Metropolis sweeps, core.samplers.cluster; thin = ⌈4·τ_int⌉ sweeps
-   likewise) — any exact
-   sampler of e^{−S_L} will do, eq. (10) corrects the rest. The baseline draws from its
-   Gaussian prior instead (no coarse lattice: coarse_sampler must be "hmc").
+   likewise) — any exact sampler of e^{−S_L} will do, eq. (10) corrects the rest. The
+   baseline draws from its Gaussian prior instead (no coarse lattice: coarse_sampler must
+   be "hmc").
 2. Each φ is pushed through T_θ: log q(φ̃) = −S_L(φ) + log_q_rel (up to −log Z_L).
 3. Independence Metropolis (eq. 10) on log w = −S(φ̃) − log q(φ̃) in float64, S at the
    model's fine couplings (learned ones for UV-matching).
@@ -157,7 +157,9 @@ def draw_coarse(sampler: CoarseSampler, *, dim: int, L: int, coarse: Couplings, 
                 should_stop: Callable[[], bool] | None = None,
                 thin_taus: float = COARSE_THIN_TAUS) -> tuple[Tensor, int, float | None]:
     """(φ (n_samples, L, …, L), thin, pilot τ_int) from ``chains`` chains of HMC or the
-    cluster algorithm at the coarse couplings, chain-major like the HDF5 layout."""
+    cluster algorithm at the coarse couplings, time-major: φ[t·C + c] is chain c at its t-th
+    kept configuration (so one chain's successive configurations are C proposals apart; the
+    HDF5 ensembles of direct samplers are chain-major instead)."""
     kw: dict[str, Any] = dict(dim=dim, L=L, kappa=coarse.kappa, lam=coarse.lam,
                               n_samples=n_samples, chains=min(chains, n_samples),
                               generator=generator, device=device, progress=progress,
