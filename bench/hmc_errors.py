@@ -34,15 +34,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.lattice.observables import Estimate, Measurements, measure, summarize_measurements
+from core.lattice.observables import (
+    Estimate,
+    Measurements,
+    abs_magnetization,
+    measure,
+    summarize_measurements,
+)
 from core.samplers.cluster import run_cluster
 from core.samplers.hmc import run_hmc
 from core.sampling.sampler import COARSE_THIN_TAUS, sample
-from core.specs import TrainSpec
+from core.specs import SampleSpec, TrainSpec
 from core.stats import autocovariance, calibrate
 from core.training.api import train
 
-COARSE_CHAINS = 32  # a sample job's default
+COARSE_CHAINS = SampleSpec.model_fields["chains"].default  # as a sample job
 NAMES = {"abs_magnetization": "⟨|M|⟩", "susceptibility": "χ", "action_density": "S/V"}
 
 
@@ -72,7 +78,7 @@ def _flow_runs(L: int, args: argparse.Namespace, models: dict[int, str],
                      chains=COARSE_CHAINS, coarse_thin_taus=args.coarse_thin_taus)
         estimates.append(out.observables)
         thin = out.thin
-        abs_m.append(out.configs.to(torch.float64).mean(dim=(1, 2)).abs().numpy())
+        abs_m.append(abs_magnetization(out.configs.to(torch.float64), args.dim).numpy())
     series = np.stack(abs_m, axis=1)  # (T, runs): runs as replicas, around the global mean
     rho = autocovariance(series - series.mean())
     lags = f"ρ_|M|(t) pooled over runs: t = 1..3 {np.round(rho[1:4] / rho[0], 3).tolist()}, "

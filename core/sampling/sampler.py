@@ -155,7 +155,7 @@ def draw_coarse(sampler: CoarseSampler, *, dim: int, L: int, coarse: Couplings, 
                 chains: int, generator: torch.Generator, device: str,
                 progress: Progress | None = None,
                 should_stop: Callable[[], bool] | None = None,
-                thin_taus: float = COARSE_THIN_TAUS) -> tuple[Tensor, int, float | None]:
+                thin_taus: float) -> tuple[Tensor, int, float | None]:
     """(φ (n_samples, L, …, L), thin, pilot τ_int) from ``chains`` chains of HMC or the
     cluster algorithm at the coarse couplings, time-major: φ[t·C + c] is chain c at its t-th
     kept configuration (so one chain's successive configurations are C proposals apart; the
