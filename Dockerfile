@@ -21,7 +21,8 @@ COPY pyproject.toml README.md ./
 COPY core ./core
 COPY app ./app
 COPY worker ./worker
-RUN pip install . && useradd --create-home --uid 10001 srflow \
+COPY cli ./cli
+RUN pip install ".[service]" && useradd --create-home --uid 10001 srflow \
     && mkdir -p /data && chown srflow /data
 USER srflow
 VOLUME ["/data"]

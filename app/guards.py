@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.problems import Problem
-from core.job_request import JobRequest
+from core.jobs.request import JobRequest
 from core.registry import catalog, quotas
 from core.registry import idempotency as idem
 from core.registry import jobs as rows

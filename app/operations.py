@@ -37,7 +37,8 @@ class OperationList(BaseModel):
     next_page_token: str | None = None
 
 
-def _t(value: datetime | None) -> str | None:
+def rfc3339(value: datetime | None) -> str | None:
+    """A UTC timestamp as RFC 3339 with a Z (``2026-12-07T05:47:22Z``), or None."""
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
@@ -49,11 +50,11 @@ def to_operation(job: Job) -> Operation:
         "kind": job.kind,
         "spec": job.spec,
         "progress": job.progress or {},
-        "create_time": _t(job.create_time),
-        "start_time": _t(job.start_time),
-        "update_time": _t(job.update_time),
-        "end_time": _t(job.end_time),
-        "heartbeat_time": _t(job.heartbeat_at),
+        "create_time": rfc3339(job.create_time),
+        "start_time": rfc3339(job.start_time),
+        "update_time": rfc3339(job.update_time),
+        "end_time": rfc3339(job.end_time),
+        "heartbeat_time": rfc3339(job.heartbeat_at),
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested,
         "queue": job.queue,

@@ -6,7 +6,7 @@ phenomenological renormalisation (Nightingale 1976; Binder 1981) puts it at the 
 of the Binder cumulants U_{L/2}(κ) = U_L(κ), U = 1 − ⟨M⁴⟩/(3⟨M²⟩²). Symmetric side of that
 crossing: U_L < U_{L/2} and κ_L < κ; broken side: the reverse (the paper's fig. 4b, at
 finite L). This bench measures U and the connected susceptibility V(⟨M²⟩ − ⟨|M|⟩²) by
-direct sampling (the cluster algorithm, exact; core.pipeline.run_job with an HmcSpec) on a
+direct sampling (the cluster algorithm, exact; core.jobs.run.run_job with an HmcSpec) on a
 κ grid and prints the crossing by linear interpolation of U_L − U_{L/2}, with its error
 from the bracketing points' errors.
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from core.pipeline import run_job
-from core.specs import HmcSpec
+from core.jobs.run import run_job
+from core.jobs.specs import HmcSpec
 
 
 def measure(L: int, kappa: float, lam: float, n: int, seed: int) -> dict[str, tuple[float, float]]:
@@ -69,14 +69,15 @@ def kappa_shift(
     L: int, kappa: float, lam: float, kernel: int, steps: int, seed: int
 ) -> tuple[float, float, float]:
     """(κ_L − κ over the last third of training, its error from 4 blocks, fresh ESS/N)."""
-    from core.specs import TrainSpec
-    from core.training.api import train
+    from core.jobs.specs import TrainSpec
+    from core.jobs.train_plan import train_plan
+    from core.physics.training.api import train
 
     spec = TrainSpec(
         method="ir", dim=2, L=L, kappa=kappa, lam=lam, steps=steps, kernel_size=kernel, seed=seed
     )
     with tempfile.TemporaryDirectory(prefix="shift-") as tmp:
-        res = train(spec, workdir=Path(tmp))
+        res = train(train_plan(spec), workdir=Path(tmp))
         curve = json.loads((res.model_dir / "metrics.json").read_text())["curve"]
     tail = [r["coarse_kappa"] - kappa for r in curve[-(len(curve) // 3) :]]
     n = len(tail)

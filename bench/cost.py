@@ -31,14 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.lattice.action import action
-from core.lattice.observables import correlation_length_2nd, min_momentum_power, summarize
-from core.samplers.cluster import ClusterSampler, run_cluster
-from core.samplers.hmc import HMCSampler, run_hmc
-from core.sampling.sampler import sample
-from core.specs import TrainSpec
-from core.stats import gamma_method
-from core.training.api import train
+from core.jobs.specs import TrainSpec
+from core.jobs.train_plan import train_plan
+from core.physics.exact.sampler import sample
+from core.physics.lattice.action import action
+from core.physics.lattice.observables import correlation_length_2nd, min_momentum_power, summarize
+from core.physics.mcmc.cluster import ClusterParams, ClusterSampler, run_cluster
+from core.physics.mcmc.hmc import HmcParams, HMCSampler, run_hmc
+from core.physics.stats.gamma import gamma_method
+from core.physics.training.api import train
 
 KAPPA, LAM = 0.25, 0.01
 CRITICAL = {8: 0.241, 16: 0.254, 32: 0.2585, 64: 0.260}  # ξ_2nd ≈ L/4 at λ = 0.01 (cluster scans)
@@ -63,8 +64,9 @@ class Cost:
 
 def hmc_cost(L: int, n: int, device: str, seed: int) -> Cost:
     t0 = time.perf_counter()
-    res = run_hmc(dim=2, L=L, kappa=KAPPA, lam=LAM, n_samples=n, chains=16, thin=1,
-                  n_therm=300, device=device, generator=torch.Generator(device).manual_seed(seed))
+    res = run_hmc(dim=2, L=L, kappa=KAPPA, lam=LAM,
+                  generator=torch.Generator(device).manual_seed(seed), device=device,
+                  params=HmcParams(n_samples=n, chains=16, thin=1, n_therm=300))
     seconds = time.perf_counter() - t0
     obs = summarize(res.configs, dim=2, kappa=KAPPA, lam=LAM)
     return Cost("HMC", L, res.configs.shape[0] * res.configs.shape[1], seconds,
@@ -74,9 +76,9 @@ def hmc_cost(L: int, n: int, device: str, seed: int) -> Cost:
 
 def cluster_cost(L: int, n: int, device: str, seed: int) -> Cost:
     t0 = time.perf_counter()
-    res = run_cluster(dim=2, L=L, kappa=KAPPA, lam=LAM, n_samples=n, chains=16, thin=1,
-                      n_therm=300, device=device,
-                      generator=torch.Generator(device).manual_seed(seed))
+    res = run_cluster(dim=2, L=L, kappa=KAPPA, lam=LAM,
+                      generator=torch.Generator(device).manual_seed(seed), device=device,
+                      params=ClusterParams(n_samples=n, chains=16, thin=1, n_therm=300))
     seconds = time.perf_counter() - t0
     obs = summarize(res.configs, dim=2, kappa=KAPPA, lam=LAM)
     return Cost("cluster", L, res.configs.shape[0] * res.configs.shape[1], seconds,
@@ -151,8 +153,9 @@ def run_tau_study(units: int, chains: int, device: str, seed: int) -> None:
 
 def flow_cost(L: int, n: int, steps: int, device: str, seed: int) -> Cost:
     with tempfile.TemporaryDirectory() as tmp:
-        tr = train(TrainSpec(method="ir", dim=2, L=L, kappa=KAPPA, lam=LAM, steps=steps,
-                             device=device, seed=seed), workdir=Path(tmp))
+        tr = train(train_plan(TrainSpec(method="ir", dim=2, L=L, kappa=KAPPA, lam=LAM,
+                                        steps=steps, device=device, seed=seed)),
+                   workdir=Path(tmp))
         t0 = time.perf_counter()
         out = sample(tr.model_dir, n_samples=n, seed=seed + 1, chains=32, device=device)
         seconds = time.perf_counter() - t0

@@ -6,14 +6,10 @@ dotted beyond)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from bench.cost_study import Fit, Row
-
-AMORTISE = (10**4, 10**5, 10**6)  # N_tot over which a flow's training is amortised
+from bench.cost_rows import AMORTISE, LINES, Fit, Row, cost_labels, label_cost, series
 
 STYLE = {"HMC": ("C0", "o"), "cluster": ("C1", "^"), "flow": ("C2", "s"),
          "flow@1e+04": ("C3", "v"), "flow@1e+05": ("C4", "D"), "flow@1e+06": ("C5", "P")}
@@ -59,7 +55,6 @@ def plot_study(rows: list[Row], fits: list[Fit], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bench.cost_study import LINES, cost_labels, label_cost, series
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, line in zip(axes, LINES, strict=True):

@@ -10,7 +10,7 @@ and crossovers up to L = 256 (bench/cost_fit.py).
 HMC and cluster: every trajectory / sweep measured (bench/cost.py tau_study: Γ-method on
 |M| and χ over all chains), chains = max(8, 16384/L²) so every unit moves ≥ 16384 sites (a
 batch as wide at L = 8 as at L = 64), thermalisation (500 units) not counted; runs are
-extended until T ≥ 50 τ_int(χ) or --max-units. Flow: core.sampling.sampler.sample (coarse
+extended until T ≥ 50 τ_int(χ) or --max-units. Flow: core.physics.exact.sampler.sample (coarse
 HMC thinned by 2τ_int, push, independence Metropolis), all of it timed; τ_int on the chain.
 Flows from --flow-model L=PATH (training seconds: metrics.json seconds_total, else seconds)
 or, where none is given, trained here for --train-minutes (IR, the specs' defaults): figures
@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -42,15 +41,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cost import CRITICAL, KAPPA, LAM, tau_study
-from bench.cost_fit import PowerLaw, crossover, fit_power_law
-from bench.cost_report import AMORTISE, plot_study, print_fits, print_table
-from core.sampling.sampler import sample
-from core.specs import TrainSpec
-from core.stats import gamma_method
-from core.training.api import train
-
-LINES = ("k0.25", "xi_L4")
-TIMING_REL_ERROR = 0.05  # seconds on a shared CPU: added in quadrature to δτ/τ in the fits
+from bench.cost_fit import crossover, fit_power_law
+from bench.cost_report import plot_study, print_fits, print_table
+from bench.cost_rows import AMORTISE, LINES, Fit, Row, cost_labels, label_cost, series
+from core.jobs.specs import TrainSpec
+from core.jobs.train_plan import train_plan
+from core.physics.exact.sampler import sample
+from core.physics.stats.gamma import gamma_method
+from core.physics.training.api import train
 
 
 def line_kappa(line: str, L: int) -> float:
@@ -59,35 +57,6 @@ def line_kappa(line: str, L: int) -> float:
 
 def chains_for(L: int) -> int:
     return max(8, 16384 // L**2)
-
-
-@dataclass(frozen=True)
-class Row:
-    """One (method, line, L): ``n`` configurations in ``seconds`` (sampling only), τ_int ± δ
-    of |M| and χ, ``train_s`` (flows), measured ``xi`` (direct samplers)."""
-
-    method: str
-    line: str
-    L: int
-    kappa: float
-    n: int
-    seconds: float
-    tau_m: tuple[float, float]
-    tau_chi: tuple[float, float]
-    train_s: float = 0.0
-    xi: float = math.nan
-    chains: int = 1
-    notes: str = ""
-
-    def cost(self, obs: str = "chi", n_tot: int | None = None) -> float:
-        tau = (self.tau_chi if obs == "chi" else self.tau_m)[0]
-        per = self.seconds / self.n
-        total = per if n_tot is None else (self.train_s + n_tot * per) / n_tot
-        return total * 2 * tau
-
-    def rel_error(self, obs: str = "chi") -> float:
-        tau, dtau = self.tau_chi if obs == "chi" else self.tau_m
-        return math.hypot(dtau / tau, TIMING_REL_ERROR)
 
 
 def direct_row(method: str, line: str, L: int, units: int, max_units: int, device: str,
@@ -124,7 +93,8 @@ def flow_row(line: str, L: int, model: Path | None, minutes: float, n: int, devi
     else:
         spec = TrainSpec(method="ir", dim=2, L=L, kappa=kappa, lam=LAM, steps=1_000_000,
                          max_minutes=minutes, device=device, seed=seed)
-        model, origin = train(spec, workdir=workdir / f"{line}-L{L}").model_dir, "trained here"
+        trained = train(train_plan(spec), workdir=workdir / f"{line}-L{L}")
+        model, origin = trained.model_dir, "trained here"
     config = json.loads((model / "config.json").read_text())
     if config["fine_L"] != L or abs(config["theory"]["kappa"] - kappa) > 1e-9:
         raise SystemExit(f"{model}: L={config['fine_L']}, κ={config['theory']['kappa']}, "
@@ -137,40 +107,6 @@ def flow_row(line: str, L: int, model: Path | None, minutes: float, n: int, devi
     return Row("flow", line, L, kappa, out.n_proposals, seconds, (ga.tau_int, ga.tau_int_error),
                (gc.tau_int, gc.tau_int_error), train_s=training_seconds(model),
                notes=f"acc {out.acceptance:.2f}, ESS/N {out.ess:.2f}, {origin}: {model}")
-
-
-def series(rows: list[Row], line: str) -> dict[str, list[Row]]:
-    """Method label → rows by L; flow rows appear once per amortisation (label flow@N)."""
-    out: dict[str, list[Row]] = {}
-    for r in sorted(rows, key=lambda r: r.L):
-        if r.line == line:
-            out.setdefault(r.method, []).append(r)
-    return out
-
-
-def label_cost(label: str, r: Row, obs: str = "chi") -> float:
-    n_tot = int(float(label.split("@")[1])) if "@" in label else None
-    return r.cost(obs, n_tot)
-
-
-def cost_labels(methods: list[str]) -> list[str]:
-    return [m for m in methods if m != "flow"] + (
-        ["flow", *(f"flow@{n:.0e}" for n in AMORTISE)] if "flow" in methods else [])
-
-
-@dataclass(frozen=True)
-class Fit:
-    line: str
-    label: str
-    quantity: str  # "tau_m", "tau_chi", "cost_m", "cost_chi"
-    sizes: list[int]
-    law: PowerLaw
-
-    def summary(self) -> dict[str, float | str | list[int]]:
-        return {"line": self.line, "label": self.label, "quantity": self.quantity,
-                "sizes": self.sizes, "exponent": self.law.a, "error": self.law.a_error,
-                "chi2_dof": self.law.chi2_dof, "at_256": self.law.value(256.0),
-                "at_256_rel_error": self.law.rel_error(256.0)}
 
 
 def fit_all(rows: list[Row]) -> list[Fit]:

@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from core.io.flow_files import load_flow
-from core.lattice.observables import summarize
-from core.samplers.hmc import run_hmc
-from core.sampling.sampler import model_couplings, push
+from core.physics.exact.sampler import model_couplings, push
+from core.physics.io.flow_files import load_flow
+from core.physics.lattice.observables import summarize
+from core.physics.mcmc.hmc import HmcParams, run_hmc
 
 NAMES = ("abs_magnetization", "susceptibility", "phi2", "action_density")
 
@@ -37,14 +37,14 @@ def main() -> None:
     cfg = loaded.config
     assert cfg.coarse_L is not None
     t0 = time.perf_counter()
-    hmc = run_hmc(dim=cfg.dim, L=cfg.fine_L, kappa=fine.kappa, lam=fine.lam, n_samples=args.n,
-                  chains=64, generator=torch.Generator().manual_seed(args.seed), start="random",
-                  n_therm=1000)
+    hmc = run_hmc(dim=cfg.dim, L=cfg.fine_L, kappa=fine.kappa, lam=fine.lam,
+                  generator=torch.Generator().manual_seed(args.seed),
+                  params=HmcParams(n_samples=args.n, chains=64, start="random", n_therm=1000))
     ref = summarize(hmc.configs, dim=cfg.dim, kappa=fine.kappa, lam=fine.lam)
     t1 = time.perf_counter()
     coarse_run = run_hmc(dim=cfg.dim, L=cfg.coarse_L, kappa=coarse.kappa, lam=coarse.lam,
-                         n_samples=args.n, chains=512,
-                         generator=torch.Generator().manual_seed(args.seed + 1))
+                         generator=torch.Generator().manual_seed(args.seed + 1),
+                         params=HmcParams(n_samples=args.n, chains=512))
     phi_c = coarse_run.configs.reshape(-1, *coarse_run.configs.shape[2:])
     props = push(flow, phi_c, coarse, fine, torch.Generator().manual_seed(args.seed + 2))
     est = summarize(props.phi.double(), dim=cfg.dim, kappa=fine.kappa, lam=fine.lam,

@@ -6,7 +6,7 @@
                                                        # × fresh ESS/N, side by side
 
 ``--model``: each trained model samples ``--n-samples`` exact configurations with
-core.sampling.sampler.sample (coarse HMC, T_θ with log q, independence Metropolis; float32
+core.physics.exact.sampler.sample (coarse HMC, T_θ with log q, independence Metropolis; float32
 flow, one thread) in a fresh process; printed: configs/s, the ESS/N of those proposals
 and their product — effectively independent proposals per second, the figure a change of
 default must not lower.
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 
-from core.flows.config import FlowConfig, count_learnable
-from core.flows.rg_flow import build_flow
+from core.physics.flows.config import FlowConfig, count_learnable
+from core.physics.flows.rg_flow import build_flow
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,8 @@ def run_case(case: Case, batch: int, device: torch.device, repeats: int) -> tupl
 
 def _sample_rate(model: Path, n: int, device: str) -> dict[str, float]:
     """configs/s and ESS/N of one exact sampling run (float32 flow, as trained)."""
-    from core.io.flow_files import read_config
-    from core.sampling.sampler import sample
+    from core.physics.exact.sampler import sample
+    from core.physics.io.flow_files import read_config
 
     start = time.perf_counter()
     res = sample(model, n_samples=n, seed=5, chains=32, device=device)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-from core.io.flow_files import read_config
-from core.lattice.observables import measure
-from core.pipeline import run_train_job
-from core.samplers.hmc import run_hmc
-from core.sampling.sampler import sample
-from core.specs import TrainSpec
-from core.stats import gamma_method
+from core.jobs.specs import TrainSpec
+from core.jobs.train_job import run_train_job
+from core.physics.exact.sampler import sample
+from core.physics.io.flow_files import read_config
+from core.physics.lattice.observables import measure
+from core.physics.mcmc.hmc import HmcParams, run_hmc
+from core.physics.stats.gamma import gamma_method
 
 
 def _hmc(L: int, device: str, seconds: float) -> dict[str, float]:
@@ -26,9 +26,9 @@ def _hmc(L: int, device: str, seconds: float) -> dict[str, float]:
     independent configurations per second (|M|'s τ_int on the kept chain)."""
     gen = torch.Generator(device=device).manual_seed(1)
     t0 = time.perf_counter()
-    res = run_hmc(dim=2, L=L, kappa=0.25, lam=0.01, n_samples=100_000, chains=64,
-                  generator=gen, device=device, dtype=torch.float32, n_therm=200,
-                  max_seconds=seconds)
+    res = run_hmc(dim=2, L=L, kappa=0.25, lam=0.01, generator=gen, device=device,
+                  params=HmcParams(n_samples=100_000, chains=64, dtype=torch.float32, n_therm=200,
+                                   max_seconds=seconds))
     wall = time.perf_counter() - t0
     m = measure(res.configs.double(), dim=2, kappa=0.25, lam=0.01)
     est = gamma_method(abs(m.magnetization))

@@ -1,4 +1,4 @@
-"""Benchmark: site-updates per second of core.samplers HMC against a plain NumPy leapfrog HMC.
+"""Benchmark: site-updates per second of core.physics.mcmc HMC against a plain NumPy leapfrog HMC.
 
 site-updates/s = trajectories × leapfrog steps × V × chains / seconds, both with the leapfrog
 integrator, the same step size and number of steps, full Metropolis accept/reject, run side
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.samplers import HMCSampler
+from core.physics.mcmc import HMCSampler
 
 KAPPA, LAM, EPS, N_STEPS = 0.25, 0.02, 0.1, 10
 

@@ -8,10 +8,10 @@ For each algorithm and L: ``runs`` independent runs of ``chains`` chains each, s
 way a job samples (thermalisation, pilot τ_int, thinning by ⌈2τ_int⌉, ``per-chain`` kept
 configurations per chain) — all runs in one batch of runs × chains chains, then split —
 and for ⟨|M|⟩, χ and S/V the scatter of the run means over the mean quoted Γ-method error
-(core.stats.calibrate; honest errors give 1, uncertain by ≈ 1/√(2(R − 1))), τ_int on the
-thinned chains, and the largest |z| of a run mean against the mean of all runs.
+(core.physics.stats.gamma.calibrate; honest errors give 1, uncertain by ≈ 1/√(2(R − 1))),
+τ_int on the thinned chains, and the largest |z| of a run mean against the mean of all runs.
 
-``flow``: flow + Metropolis, each run a separate exact sample job (core.sampling.sample,
+``flow``: flow + Metropolis, each run a separate exact sample job (core.physics.exact.sample,
 seed per run, chains × per-chain configurations of the Metropolis chain, 32 coarse chains
 thinned by ⌈``--coarse-thin-taus``·τ_int⌉) from one trained model per L —
 ``--flow-model L=DIR``, or one trained here for ``--flow-steps`` steps. Its rows add the
@@ -34,19 +34,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.lattice.observables import (
+from core.jobs.specs import SampleSpec, TrainSpec
+from core.jobs.train_plan import train_plan
+from core.physics.exact.sampler import COARSE_THIN_TAUS, sample
+from core.physics.lattice.observables import (
     Estimate,
     Measurements,
     abs_magnetization,
     measure,
     summarize_measurements,
 )
-from core.samplers.cluster import run_cluster
-from core.samplers.hmc import run_hmc
-from core.sampling.sampler import COARSE_THIN_TAUS, sample
-from core.specs import SampleSpec, TrainSpec
-from core.stats import autocovariance, calibrate
-from core.training.api import train
+from core.physics.mcmc.cluster import ClusterParams, run_cluster
+from core.physics.mcmc.hmc import HmcParams, run_hmc
+from core.physics.stats.gamma import autocovariance, calibrate
+from core.physics.training.api import train
 
 COARSE_CHAINS = SampleSpec.model_fields["chains"].default  # as a sample job
 NAMES = {"abs_magnetization": "⟨|M|⟩", "susceptibility": "χ", "action_density": "S/V"}
@@ -71,7 +72,7 @@ def _flow_runs(L: int, args: argparse.Namespace, models: dict[int, str],
     if model is None:
         spec = TrainSpec(method="ir", dim=args.dim, L=L, kappa=args.kappa, lam=args.lam,
                          steps=args.flow_steps, seed=args.seed)
-        model = str(train(spec, workdir=Path(workdir) / f"L{L}").model_dir)
+        model = str(train(train_plan(spec), workdir=Path(workdir) / f"L{L}").model_dir)
     estimates, thin, abs_m = [], 1, []
     for r in range(args.runs):
         out = sample(model, n_samples=args.chains * args.per_chain, seed=args.seed + 7919 * r,
@@ -126,11 +127,12 @@ def _table(args: argparse.Namespace, models: dict[int, str], workdir: str) -> No
             if algorithm == "flow":
                 estimates, thin, note = _flow_runs(L, args, models, workdir)
             else:
-                sampler = run_hmc if algorithm == "hmc" else run_cluster
-                res = sampler(dim=args.dim, L=L, kappa=args.kappa, lam=args.lam,
-                              n_samples=total * args.per_chain, chains=total,
-                              n_therm=args.n_therm,
-                              generator=torch.Generator().manual_seed(args.seed + L))
+                lattice = dict(dim=args.dim, L=L, kappa=args.kappa, lam=args.lam,
+                               generator=torch.Generator().manual_seed(args.seed + L))
+                schedule = dict(n_samples=total * args.per_chain, chains=total,
+                                n_therm=args.n_therm)
+                res = (run_hmc(params=HmcParams(**schedule), **lattice) if algorithm == "hmc"
+                       else run_cluster(params=ClusterParams(**schedule), **lattice))
                 meas = measure(res.configs, dim=args.dim, kappa=args.kappa, lam=args.lam)
                 estimates = [summarize_measurements(m)
                              for m in _split(meas, args.runs, args.chains)]

@@ -1,7 +1,7 @@
 """Paper fig. 4 analogue: IR-matching ESS/N and learned κ_L against the fine κ at λ = 0.01.
 
 For each fine κ (symmetric → broken) and fine L (from coarse L = 4) an IR flow is trained
-with the defaults of core.training.api for a fixed step budget; ESS/N is measured on fresh
+with the defaults of core.physics.training.api for a fixed step budget; ESS/N is measured on fresh
 proposals (coarse fields from exact HMC at the learned κ_L). The baseline full-lattice CNF
 (F = 30, lr 5e-3) gets the same wall-clock budget as the IR flow at the same (κ, L); when
 the solver-gap monitor stops it, ESS/N is NaN and "steps base" is minus the step it stopped at.
@@ -23,9 +23,10 @@ from pathlib import Path
 
 import torch
 
-from core.flows.gap import SolverGapError
-from core.specs import TrainSpec
-from core.training.api import TrainOptions, train
+from core.jobs.specs import TrainSpec
+from core.jobs.train_plan import train_plan
+from core.physics.flows.gap import SolverGapError
+from core.physics.training.api import train
 
 LAM = 0.01
 
@@ -43,15 +44,17 @@ class Row:
 
 
 def run(L: int, kappa: float, steps: int, device: str, eval_samples: int, seed: int) -> Row:
-    opts = TrainOptions(eval_samples=eval_samples)
     with tempfile.TemporaryDirectory() as tmp:
-        ir = train(TrainSpec(method="ir", dim=2, L=L, kappa=kappa, lam=LAM, steps=steps,
-                             device=device, seed=seed), workdir=Path(tmp) / "ir", options=opts)
+        ir = train(train_plan(TrainSpec(method="ir", dim=2, L=L, kappa=kappa, lam=LAM,
+                                        steps=steps, device=device, seed=seed,
+                                        eval_samples=eval_samples)),
+                   workdir=Path(tmp) / "ir")
         try:
-            base = train(TrainSpec(method="baseline", dim=2, L=L, kappa=kappa, lam=LAM,
-                                   steps=100 * steps, max_minutes=ir.seconds / 60,
-                                   device=device, seed=seed),
-                         workdir=Path(tmp) / "base", options=opts)
+            base = train(train_plan(TrainSpec(method="baseline", dim=2, L=L, kappa=kappa,
+                                              lam=LAM, steps=100 * steps,
+                                              max_minutes=ir.seconds / 60, device=device,
+                                              seed=seed, eval_samples=eval_samples)),
+                         workdir=Path(tmp) / "base")
             ess_base, steps_base = base.ess, base.steps
         except SolverGapError:  # the monitor stopped it: no honest ESS/N to report
             curve = json.loads((Path(tmp) / "base" / "curve.json").read_text())

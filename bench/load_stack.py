@@ -122,7 +122,7 @@ def deployment(kind: str, uvicorn_workers: int = 3, celery_workers: int = 2,
         if kind == "embedded":
             log = tmp / "serve.log"
             stack.logs.append(log)
-            stack.procs.append(_spawn([sys.executable, "-m", "core.cli.service", "serve",
+            stack.procs.append(_spawn([sys.executable, "-m", "cli.service", "serve",
                                        "--port", str(port), "--data-dir", str(data),
                                        "--loglevel", "INFO"], env, log))
         elif kind == "redis":

@@ -11,23 +11,26 @@ exact coarse HMC) once per run.
     .venv/bin/python bench/profile_step.py --compare-contract --L 16 --L 32 --L 64
 
 ``--compare-contract`` times one optimiser step with the field's one-gather contraction
-against the plain reference (core.flows.vector_field.roll_contract, 2-4 rolls per offset)
+against the plain reference (core.physics.flows.vector_field.roll_contract, 2-4 rolls per offset)
 side by side, alternating, and prints the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from core.flows.gap import measure_gap
-from core.flows.vector_field import LocalVectorField, roll_contract
-from core.specs import TrainSpec
-from core.training.api import GENERATORS, TrainOptions, build_problem, evaluate
+from core.jobs.specs import TrainSpec
+from core.jobs.train_plan import train_plan
+from core.physics.flows.gap import measure_gap
+from core.physics.flows.vector_field import LocalVectorField, roll_contract
+from core.physics.training.api import GENERATORS, TrainOptions, build_problem, evaluate
+from core.physics.training.plan import TrainPlan
 
 
 def _best(fn: Callable[[], Any], repeats: int) -> float:
@@ -39,25 +42,26 @@ def _best(fn: Callable[[], Any], repeats: int) -> float:
     return min(times)
 
 
-def _problem(L: int, batch: int, n_time: int) -> tuple[TrainSpec, Any, dict[str, Any]]:
-    """(spec, thermalised IR problem, generators) at κ = 0.25, λ = 0.01."""
-    spec = TrainSpec(method="ir", dim=2, L=L, kappa=0.25, lam=0.01, batch=batch, n_time=n_time)
+def _problem(L: int, batch: int, n_time: int) -> tuple[TrainPlan, Any, dict[str, Any]]:
+    """(plan, thermalised IR problem, generators) at κ = 0.25, λ = 0.01."""
+    plan = train_plan(TrainSpec(method="ir", dim=2, L=L, kappa=0.25, lam=0.01, batch=batch,
+                                n_time=n_time, langevin_therm=2000))
     gens = {k: torch.Generator().manual_seed(i) for i, k in enumerate(GENERATORS)}
-    problem, _ = build_problem(spec, TrainOptions(langevin_therm=2000), gens)
+    problem, _ = build_problem(plan, TrainOptions(), gens)
     src: Any = problem.source
     src.draw()  # thermalise outside the timings
-    return spec, problem, gens
+    return plan, problem, gens
 
 
 def _loss(problem: Any) -> Any:
     """The training loss of one step: draw, push, −mean log w + λ_K · kinetic term."""
     prop = problem.push(problem.source.draw())
     assert prop.kinetic is not None
-    return -problem.log_w(prop).mean() + 0.05 * prop.kinetic.double().mean()
+    return -problem.log_w(prop).mean() + problem.kinetic_weight * prop.kinetic.double().mean()
 
 
 def profile(L: int, batch: int, n_time: int, repeats: int, evaluate_n: int) -> dict[str, float]:
-    spec, problem, gens = _problem(L, batch, n_time)
+    plan, problem, gens = _problem(L, batch, n_time)
     src: Any = problem.source
     out: dict[str, float] = {}
     out["draw (500 Langevin, graph kept)"] = _best(src.draw, repeats)
@@ -79,7 +83,7 @@ def profile(L: int, batch: int, n_time: int, repeats: int, evaluate_n: int) -> d
     )
     out["one optimiser step (draw + fwd + bwd)"] = full
     t0 = time.perf_counter()
-    evaluate(problem, spec, evaluate_n, gens["init"])
+    evaluate(problem, plan, evaluate_n, gens["init"])
     out[f"final evaluation ({evaluate_n} fresh, once)"] = time.perf_counter() - t0
     return out
 
@@ -126,7 +130,7 @@ def main() -> None:
             print(
                 f"L = {L}: one step gather {best['gather']:.3f} s, rolls {best['rolls']:.3f} s, "
                 f"rolls/gather {best['rolls'] / best['gather']:.2f} "
-                f"(load {__import__('os').getloadavg()[0]:.1f})"
+                f"(load {os.getloadavg()[0]:.1f})"
             )
         return
     for L in args.L or [16, 32]:
@@ -134,7 +138,7 @@ def main() -> None:
         step = res["one optimiser step (draw + fwd + bwd)"]
         print(
             f"\nL = {L}, batch {batch}, D = {n_time}, float32, 1 thread, "
-            f"load {__import__('os').getloadavg()[0]:.1f}"
+            f"load {os.getloadavg()[0]:.1f}"
         )
         for name, sec in res.items():
             share = f"{100 * sec / step:5.0f} %" if "once" not in name else ""

@@ -1,7 +1,7 @@
 """Issue 11's must-show for scans: the κ-scan at L = 8, λ = 0.01 against direct HMC, and
 warm starts against cold starts at equal budget.
 
-1. ``core.scan.run_scan_job`` over κ ∈ {0.2, 0.25, 0.27, 0.3} (each point warm-started
+1. ``core.jobs.scan_job.run_scan_job`` over κ ∈ {0.2, 0.25, 0.27, 0.3} (each point warm-started
    from the previous point's flow, then an exact flow + Metropolis ensemble);
 2. direct HMC (``run_hmc_job``, ordered starts with random signs in the broken phase —
    DESIGN §3 — and the chain-consistency check) at every point;
@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 
-from core.pipeline import run_hmc_job, run_train_job
-from core.scan import plot_scan, run_scan_job
-from core.scan_spec import ScanSpec
-from core.specs import HmcSpec
+from core.jobs.hmc_job import run_hmc_job
+from core.jobs.scan_job import plot_scan, run_scan_job
+from core.jobs.scan_spec import ScanSpec
+from core.jobs.specs import HmcSpec
+from core.jobs.train_job import run_train_job
 
 NAMES = ("abs_magnetization", "susceptibility")
 

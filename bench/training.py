@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
-from core.flows.gap import SolverGapError
-from core.specs import TrainSpec
-from core.training.api import TrainOptions, train
+from core.jobs.specs import TrainSpec
+from core.jobs.train_plan import train_plan
+from core.physics.flows.gap import SolverGapError
+from core.physics.training.api import train
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,12 @@ CASES = [
 def run(case: Case, steps: int, max_minutes: float, seed: int) -> dict[str, object]:
     spec = TrainSpec(method="ir", dim=2, L=case.L, kappa=0.25, lam=0.01, steps=steps, seed=seed,
                      dtype=case.dtype, solver=case.solver,  # type: ignore[arg-type]
-                     solver_steps=case.solver_steps, max_minutes=max_minutes)
-    opts = TrainOptions(kinetic_weight=case.kinetic, eval_samples=2048)
+                     solver_steps=case.solver_steps, max_minutes=max_minutes,
+                     kinetic_weight=case.kinetic, eval_samples=2048)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         try:
-            res = train(spec, workdir=Path(tmp), options=opts)
+            res = train(train_plan(spec), workdir=Path(tmp))
             curve = json.loads((res.model_dir / "metrics.json").read_text())["curve"]
             ess, stopped = res.ess, res.stopped
         except SolverGapError:

@@ -1,8 +1,8 @@
 """Paper figs. 8-9 analogue: d = 1 UV-matching from L = 8 (κ_L = 0.1, λ = 0.01) iterated to
 finer lattices, ESS/N per level with and without retraining.
 
-One level is UV-trained L = 8 → 16 (fine κ learnable, core.training.api defaults). It is
-then iterated (core.training.uv_iterate): after each doubling the fine κ is the
+One level is UV-trained L = 8 → 16 (fine κ learnable, core.physics.training.api defaults). It is
+then iterated (core.physics.training.uv_iterate): after each doubling the fine κ is the
 ESS-maximising one; with N_RT > 0 the new level is retrained at lr/5 with early stopping
 and κ is scanned again. Prints a table, writes a PNG (ESS/N against L for each N_RT).
 
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
-from core.io.flow_files import load_flow
-from core.lattice.couplings import Couplings
-from core.specs import TrainSpec
-from core.training.api import train
-from core.training.uv_iterate import IterateConfig, LevelResult, iterate_uv
+from core.jobs.specs import TrainSpec
+from core.jobs.train_plan import train_plan
+from core.physics.io.flow_files import load_flow
+from core.physics.lattice.couplings import Couplings
+from core.physics.training.api import train
+from core.physics.training.uv_iterate import IterateConfig, LevelResult, iterate_uv
 
 
 def plot(results: dict[int, list[LevelResult]], first: tuple[int, float], path: Path) -> None:
@@ -61,8 +62,9 @@ def main() -> None:
     n_rts = [0, 50] if args.quick else [0, 10, 50, 100]
     n_eval = 2048 if args.quick else 4096
     with tempfile.TemporaryDirectory() as tmp:
-        res = train(TrainSpec(method="uv", dim=1, L=16, coarse_L=8, kappa=0.1, lam=0.01,
-                              steps=args.steps, seed=args.seed), workdir=Path(tmp))
+        res = train(train_plan(TrainSpec(method="uv", dim=1, L=16, coarse_L=8, kappa=0.1,
+                                         lam=0.01, steps=args.steps, seed=args.seed)),
+                    workdir=Path(tmp))
         loaded = {n: load_flow(res.model_dir) for n in n_rts}
     c = loaded[n_rts[0]].couplings
     coarse = Couplings(c["coarse_kappa"], c["coarse_lam"])

@@ -16,11 +16,37 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from core.registry.store import sha256_file
+CHUNK = 1 << 20  # bytes per read when hashing or writing a download
+
+
+class Digest(Protocol):
+    """What the download helpers need of a hashlib object."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def _hash_existing(path: Path) -> Digest:
+    """A sha256 already fed with the bytes of ``path`` (a partial download being resumed)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+    return h
+
+
+def _write_stream(r: httpx.Response, path: Path, mode: str, h: Digest) -> None:
+    """Write the response body to ``path`` chunk by chunk, feeding ``h``; never the whole
+    body in memory."""
+    with path.open(mode) as f:
+        for chunk in r.iter_bytes(CHUNK):
+            f.write(chunk)
+            h.update(chunk)
 
 
 class SrflowError(Exception):
@@ -189,12 +215,16 @@ class SrflowClient:
 
     def download_model(self, name: str, version: int, dest: Path) -> Download:
         """The version's zip (weights, config, metrics, model card) → ``dest``."""
-        r = self._check(self.http.get(f"/v1/models/{name}/versions/{version}/download"))
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
-        part.write_bytes(r.content)
+        h = hashlib.sha256()
+        with self.http.stream("GET", f"/v1/models/{name}/versions/{version}/download") as r:
+            if r.status_code >= 400:
+                r.read()
+                self._check(r)
+            _write_stream(r, part, "wb", h)  # streamed: a large model never sits in memory
         part.replace(dest)  # never a truncated zip under the final name
-        return Download(dest, hashlib.sha256(r.content).hexdigest(), len(r.content))
+        return Download(dest, h.hexdigest(), dest.stat().st_size)
 
     # ensembles
     def ensemble(self, ensemble_id: str) -> dict[str, Any]:
@@ -217,11 +247,10 @@ class SrflowClient:
                 self._check(r)
             etag = r.headers.get("etag", "").strip('"')
             digest = r.headers.get("repr-digest", "")
-            mode = "ab" if r.status_code == 206 else "wb"
-            with part.open(mode) as f:
-                for chunk in r.iter_bytes():
-                    f.write(chunk)
-        got = sha256_file(part)
+            resumed = r.status_code == 206
+            h = _hash_existing(part) if resumed else hashlib.sha256()
+            _write_stream(r, part, "ab" if resumed else "wb", h)
+        got = h.hexdigest()
         want_b64 = digest.removeprefix("sha-256=:").rstrip(":")
         ok = got == etag and base64.b64encode(bytes.fromhex(got)).decode() == want_b64
         if not ok:

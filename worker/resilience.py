@@ -33,7 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session
 
-from core.job_request import JobRequest
+from core.jobs.request import JobRequest
 from core.registry import jobs, quotas
 from core.registry.accounts import groups_of
 from core.registry.db import session_factory

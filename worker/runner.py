@@ -1,4 +1,4 @@
-"""Run one job row through ``core.pipeline.run_job`` and record what it produced.
+"""Run one job row through ``core.jobs.run.run_job`` and record what it produced.
 
 1. ``claim`` the row (queued → running, conditional; a duplicate delivery is skipped).
 2. Call ``run_job`` with a throttled progress/heartbeat writer, a ``should_stop`` that
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -19,35 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from core.jobs.protocol import JobCancelled
 from pydantic import TypeAdapter
 
-from core.job_request import JobRequest
+from core.jobs.request import JobRequest
 from core.registry import catalog, jobs
 from core.registry.db import session_factory
 from core.registry.keys import Caller
 from core.registry.models import ModelVersion
 from core.registry.store import ArtifactStore
 from core.settings import Settings
+from worker.celery_app import TASK_NAME, get_app
+from worker.finish import cancel_requested, clean_json, finish_plain, time_limit_error
 from worker.outputs import ensemble_fields, model_fields, stamp_hdf5
 from worker.resilience import Deadline, Heartbeat, owner_caller, pin_init_from, requeue
+from worker.scan_outputs import finish_scan
 
 log = logging.getLogger("srflow.worker")
 _request = TypeAdapter(JobRequest)
-
-
-def clean_json(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf → None, tuples → lists, unknown objects → str."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(v) for v in value]
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if hasattr(value, "item"):
-        return clean_json(value.item())
-    return str(value)
 
 
 class _Monitor:
@@ -123,7 +111,7 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
     try:
         spec = pin_init_from(settings, job_id, spec) if job.kind == "train" else spec
     except LookupError as exc:
-        return _finish_plain(settings, job_id, token, "failed", {}, None,
+        return finish_plain(settings, job_id, token, "failed", {}, None,
                              error=("NoParent", str(exc)))
     req = _request.validate_python({"kind": job.kind, "spec": spec})
     workdir = settings.work_dir / job_id
@@ -132,7 +120,7 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
     used: dict[str, int] = {}
     stop = Deadline(mon.should_stop, settings.soft_time_limit_s,  # checkpoint + re-queue
                     limit=settings.max_job_seconds)  # the server's wall-time cap: failed
-    from core.pipeline import JobCancelled, run_job  # torch: only in the task's process
+    from core.jobs.run import run_job  # torch: only in the task's process
 
     start = time.perf_counter()
     try:
@@ -146,21 +134,21 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
                 model_resolver=_resolver(settings, caller, workdir, used),
             )
     except JobCancelled:
-        if stop.timed_out and not _cancel_requested(settings, job_id):
-            return _finish_plain(settings, job_id, token, "failed", mon.latest, workdir,
-                                 error=_time_limit(settings))
-        if stop.preempted and not _cancel_requested(settings, job_id):
+        if stop.timed_out and not cancel_requested(settings, job_id):
+            return finish_plain(settings, job_id, token, "failed", mon.latest, workdir,
+                                 error=time_limit_error(settings))
+        if stop.preempted and not cancel_requested(settings, job_id):
             return requeue(settings, job_id, token, _resend)
-        return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
+        return finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
     except SoftTimeLimitExceeded:  # Celery's backstop
         soft = settings.soft_time_limit_s
         if soft is not None and soft < settings.max_job_seconds and not stop.timed_out:
             return requeue(settings, job_id, token, _resend)  # resume from the checkpoint
-        return _finish_plain(settings, job_id, token, "failed", mon.latest, workdir,
-                             error=_time_limit(settings))
+        return finish_plain(settings, job_id, token, "failed", mon.latest, workdir,
+                             error=time_limit_error(settings))
     except Exception as exc:  # the job failed: record why, do not retry
         log.exception("job %s failed", job_id)
-        return _finish_plain(
+        return finish_plain(
             settings,
             job_id,
             token,
@@ -170,60 +158,19 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
             error=(type(exc).__name__, str(exc) or repr(exc)),
         )
     wall = time.perf_counter() - start
-    if job.kind == "scan":  # its finished points are kept, whatever stopped it (core.scan)
-        from worker.scan_outputs import finish_scan
-
+    if job.kind == "scan":  # its finished points are kept, whatever stopped it (core.jobs.scan_job)
         return finish_scan(settings, job_id, token, result, wall, mon.latest, workdir, stop)
-    if _cancel_requested(settings, job_id):
-        return _finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
+    if cancel_requested(settings, job_id):
+        return finish_plain(settings, job_id, token, "cancelled", mon.latest, workdir)
     try:
         return _register(settings, job_id, token, result, wall, mon.latest, workdir, used)
     except Exception as exc:  # else the row stays running and the reaper re-runs the job
         log.exception("job %s: registering its outputs failed", job_id)
-        return _finish_plain(settings, job_id, token, "failed", mon.latest, None,
+        return finish_plain(settings, job_id, token, "failed", mon.latest, None,
                              error=(type(exc).__name__, f"registering the outputs failed: {exc}"))
 
 
-def _time_limit(settings: Settings) -> tuple[str, str]:
-    return ("TimeLimitExceeded",
-            f"the job ran longer than this server's max_job_seconds="
-            f"{settings.max_job_seconds:.0f}: set spec.max_seconds (hmc) or spec.max_minutes "
-            "(train) to end early with what was computed, or split the job")
-
-
-def _finish_plain(
-    settings: Settings,
-    job_id: str,
-    token: str,
-    state: str,
-    progress: dict[str, Any],
-    cleanup: Path | None,
-    error: tuple[str, str] | None = None,
-) -> str:
-    with session_factory(settings.db_url)() as s:
-        ok = jobs.finish(
-            s,
-            job_id,
-            token,
-            state,
-            progress=progress or None,
-            error_type=error[0] if error else None,
-            error_message=error[1] if error else None,
-        )
-        s.commit()
-    if cleanup is not None and ok:  # a superseded attempt leaves the new one's checkpoint
-        shutil.rmtree(cleanup, ignore_errors=True)
-    return state if ok else "superseded"
-
-
-def _cancel_requested(settings: Settings, job_id: str) -> bool:
-    with session_factory(settings.db_url)() as s:
-        return jobs.cancel_requested(s, job_id)
-
-
 def _resend(job: Any) -> None:
-    from worker.celery_app import TASK_NAME, get_app
-
     get_app().send_task(TASK_NAME, args=[job.id], queue=job.queue)
 
 

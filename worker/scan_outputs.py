@@ -1,5 +1,5 @@
-"""Register what a scan job produced (core.scan): per point a model version and an ensemble,
-the fig. 4 plot as an artifact, and the scan record as the job's result.
+"""Register what a scan job produced (core.jobs.scan_job): per point a model version and an
+ensemble, the fig. 4 plot as an artifact, and the scan record as the job's result.
 
 Each point is registered "as usual": it gets two finished child job rows —
 ``<scan id>.pNN.train`` (its model version, named like any train job's default,
@@ -12,18 +12,22 @@ A cancelled or interrupted scan keeps (registers) the points it finished.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
+from core.jobs.scan_spec import ScanSpec
 from core.registry import catalog, jobs
 from core.registry.db import session_factory
 from core.registry.models import Job, utcnow
 from core.registry.naming import default_model_name
 from core.registry.store import ArtifactStore
 from core.settings import Settings
+from worker.finish import cancel_requested, clean_json, finish_plain, time_limit_error
 from worker.outputs import ensemble_fields, model_fields, stamp_hdf5
 
+log = logging.getLogger("srflow.worker")
 MODEL_FILES = ("model.safetensors", "config.json", "metrics.json")
 
 
@@ -44,10 +48,8 @@ def finish_scan(settings: Settings, job_id: str, token: str, result: Any, wall: 
     """The scan's final state — cancelled (a cancel was requested), succeeded (every point
     ran) or failed (a point failed, or a deadline or a lost job interrupted one) — with its
     finished points registered in every case."""
-    from worker.runner import _cancel_requested, _finish_plain, _time_limit, log
-
     error: tuple[str, str] | None = None
-    if _cancel_requested(settings, job_id):
+    if cancel_requested(settings, job_id):
         state = "cancelled"
     elif result.stopped == "complete":
         state = "succeeded"
@@ -57,7 +59,7 @@ def finish_scan(settings: Settings, job_id: str, token: str, result: Any, wall: 
         if result.stopped == "failed":
             error = ("PointFailed", f"{result.summary.get('error')} ({kept})")
         elif getattr(stop, "timed_out", False) or getattr(stop, "preempted", False):
-            error = (_time_limit(settings)[0], f"{_time_limit(settings)[1]} ({kept})")
+            error = (time_limit_error(settings)[0], f"{time_limit_error(settings)[1]} ({kept})")
         else:
             error = ("Interrupted", f"the scan was interrupted ({kept})")
     try:
@@ -65,7 +67,7 @@ def finish_scan(settings: Settings, job_id: str, token: str, result: Any, wall: 
                              error)
     except Exception as exc:  # else the row stays running and the reaper re-runs the scan
         log.exception("scan %s: registering its outputs failed", job_id)
-        return _finish_plain(settings, job_id, token, "failed", progress, None,
+        return finish_plain(settings, job_id, token, "failed", progress, None,
                              error=(type(exc).__name__,
                                     f"registering the outputs failed: {exc}"))
 
@@ -73,10 +75,7 @@ def finish_scan(settings: Settings, job_id: str, token: str, result: Any, wall: 
 def register_scan(settings: Settings, job_id: str, token: str, result: Any, wall: float,
                   progress: dict[str, Any], workdir: Path, state: str,
                   error: tuple[str, str] | None = None) -> str:
-    """Register ``result`` (a core.scan.ScanJobResult) and finish the scan as ``state``."""
-    from core.scan_spec import ScanSpec
-    from worker.runner import clean_json
-
+    """Register ``result`` (a core.jobs.scan_job.ScanJobResult) and finish the scan as ``state``."""
     store = ArtifactStore(settings.artifacts_dir)
     with session_factory(settings.db_url)() as s:
         scan = jobs.get_job(s, job_id)

@@ -1,6 +1,6 @@
 """Celery tasks: thin adapters from a job id to :func:`worker.runner.execute`.
 
-``core.pipeline`` (and with it torch) is imported inside the task, in the prefork
+``core.jobs.run`` (and with it torch) is imported inside the task, in the prefork
 child, so the worker's parent process never initialises CUDA.
 """
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from app.deps import CallerDep, SessionDep
-from app.operations import _t
+from app.operations import rfc3339
 from app.problems import Problem
 from core.registry import accounts
 from core.registry.keys import Caller
@@ -55,7 +55,7 @@ def _problem(exc: accounts.AccountError) -> Problem:
 
 def _group_dict(g: Group) -> dict[str, Any]:
     return {"name": g.name, "max_queued_jobs": g.max_queued_jobs,
-            "max_sample_volume": g.max_sample_volume, "create_time": _t(g.create_time)}
+            "max_sample_volume": g.max_sample_volume, "create_time": rfc3339(g.create_time)}
 
 
 @router.post("/groups", status_code=201, summary="Create a group (admin)")
@@ -80,7 +80,7 @@ def list_groups(session: SessionDep, caller: CallerDep) -> dict[str, Any]:
 
 def _user_dict(session: Any, u: User) -> dict[str, Any]:
     return {"name": u.name, "admin": u.is_admin, "groups": accounts.groups_of(session, u.name),
-            "create_time": _t(u.create_time)}
+            "create_time": rfc3339(u.create_time)}
 
 
 @router.post("/users", status_code=201, summary="Create a user in one or more groups (admin)")
@@ -114,8 +114,8 @@ def _key_dict(k: accounts.KeyInfo) -> dict[str, Any]:
     state = ("revoked" if k.revoked_at is not None else
              "expired" if k.expires_at is not None and k.expires_at <= now else "active")
     return {"prefix": k.prefix, "user": k.user, "state": state,
-            "create_time": _t(k.create_time), "expires_at": _t(k.expires_at),
-            "revoked_at": _t(k.revoked_at)}
+            "create_time": rfc3339(k.create_time), "expires_at": rfc3339(k.expires_at),
+            "revoked_at": rfc3339(k.revoked_at)}
 
 
 @router.post("/users/{name}/keys", status_code=201,
@@ -133,7 +133,7 @@ def issue_key(name: str, session: SessionDep, caller: CallerDep,
         raise _problem(exc) from None
     session.commit()
     return {"key": new.key, "prefix": new.prefix, "user": name,
-            "expires_at": _t(new.expires_at),  # never after the issuing key's expiry
+            "expires_at": rfc3339(new.expires_at),  # never after the issuing key's expiry
             "note": "the key is shown once: store it now; the prefix names it later"}
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.deps import CallerDep, SessionDep, SettingsDep
-from app.operations import REDACTED_MODEL, _t, model_link
+from app.operations import REDACTED_MODEL, model_link, rfc3339
 from app.problems import Problem
 from app.ranges import serve_blob
 from core.registry import catalog
@@ -49,7 +49,7 @@ def get_ensemble(ensemble_id: str, session: SessionDep, caller: CallerDep) -> di
         "observables": (e.summary or {}).get("observables"),
         "sha256": e.sha256, "size": e.size,
         "owner": e.owner, "group": e.group, "visibility": e.visibility,
-        "create_time": _t(e.create_time),
+        "create_time": rfc3339(e.create_time),
         "download": f"/v1/ensembles/{e.id}/download",
     }
 

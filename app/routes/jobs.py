@@ -20,7 +20,8 @@ from app.guards import IdempotencyGuard, QuotaGuard, request_digest
 from app.operations import Operation, OperationList, redact_sources, to_operation
 from app.problems import Problem, pydantic_errors, summarize
 from app.ratelimit import job_rate_limit
-from core.job_request import JobRequest
+from core.jobs.request import JobRequest
+from core.jobs.specs import coarse_sampler_error
 from core.registry import catalog
 from core.registry import jobs as rows
 from core.registry.accounts import resolve_caller
@@ -30,7 +31,6 @@ from core.registry.models import JOB_STATES, VISIBILITIES, Job
 from core.registry.publish import check_target
 from core.registry.uploads import UploadError
 from core.settings import Settings
-from core.specs import coarse_sampler_error
 from worker.celery_app import TASK_NAME
 
 router = APIRouter(tags=["jobs"])

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.deps import CallerDep, SessionDep, SettingsDep
-from app.operations import _t
+from app.operations import rfc3339
 from app.problems import Problem
 from app.routes.card import model_card
 from app.zipstream import zip_stream
@@ -53,7 +53,7 @@ def version_dict(mv: ModelVersion, aliases: list[str] | None = None) -> dict[str
         "size": mv.size,
         "files": mv.files,
         "owner": mv.owner, "group": mv.group, "visibility": mv.visibility,
-        "create_time": _t(mv.create_time),
+        "create_time": rfc3339(mv.create_time),
         "download": f"/v1/models/{name}/versions/{mv.version}/download",
     }
 
@@ -123,7 +123,7 @@ def get_model(name: str, session: SessionDep, caller: CallerDep) -> dict[str, An
     return {
         "name": model.name, "description": model.description,
         "owner": model.owner, "group": model.group, "visibility": model.visibility,
-        "create_time": _t(model.create_time), "update_time": _t(model.update_time),
+        "create_time": rfc3339(model.create_time), "update_time": rfc3339(model.update_time),
         "aliases": aliases,  # only those on versions the caller can see
         "latest_version": max((v["version"] for v in versions), default=None),
         "versions": versions,

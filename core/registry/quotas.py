@@ -4,7 +4,7 @@ generates, its estimated memory against a worker's, and its wall time.
 Limits come from the group's row (``groups.max_queued_jobs``, ``groups.max_sample_volume``)
 or, where that is null or the group has no row, from the server settings of the same name.
 Memory (``worker_memory_bytes``) and wall time (``max_job_seconds``) are properties of the
-workers, so they are server settings. Estimates are :func:`core.budgets.budget`'s.
+workers, so they are server settings. Estimates are :func:`core.jobs.budgets.budget`'s.
 The queued-jobs count is read before the new row is inserted, so concurrent submissions
 may overshoot it by the number of requests in flight (a soft limit, like any rate limit).
 """
@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.budgets import Budget, budget
+from core.jobs.budgets import Budget, budget
+from core.jobs.specs import SampleSpec
 from core.registry import catalog
 from core.registry.keys import Caller
 from core.registry.models import Group, Job
-from core.specs import SampleSpec
 
 GIB = 2**30
 

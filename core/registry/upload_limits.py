@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from core.flows.config import FlowConfig, parameter_shapes
+from core.physics.flows.config import FlowConfig, parameter_shapes
 
 MAX_MEMBERS = 64
 MAX_TAR_HEADER = 64 * 2**10

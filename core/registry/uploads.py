@@ -4,13 +4,13 @@ A flow is ``model.safetensors`` + ``config.json`` (+ optional ``metrics.json``, 
 card ``README.md`` and the ``registry.json`` a download carries). Checks, in order:
 
 1. only those file names (pickles, ``.pt``/``.bin`` checkpoints and anything else refused);
-2. ``config.json`` against :class:`core.flows.config.FlowConfig` (unknown fields refused)
+2. ``config.json`` against :class:`core.physics.flows.config.FlowConfig` (unknown fields refused)
    and the sizes it declares against :func:`core.registry.upload_limits.check_declared`
    (architecture caps, total parameter count) — closed form, before any tensor is read;
 3. safetensors: 8-byte little-endian header length N ≤ MAX_HEADER, a JSON header of N
    bytes, each tensor's dtype (F32/F64), shape and ``data_offsets`` — contiguous from 0,
    ending exactly at the end of the file, and of size prod(shape)·itemsize;
-4. every tensor's name, shape and dtype against :func:`core.flows.config.parameter_shapes`
+4. every tensor's name, shape and dtype against :func:`core.physics.flows.config.parameter_shapes`
    (nothing missing, nothing extra);
 5. ``registry.json`` (from a download), if present, must name the same weights' sha256.
 
@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.flows.config import FlowConfig, parameter_dtypes, parameter_shapes
+from core.physics.flows.config import FlowConfig, parameter_dtypes, parameter_shapes
 from core.registry.upload_limits import (
     MAX_CARD,
     MAX_CONFIG_JSON,

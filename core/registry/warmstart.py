@@ -5,7 +5,7 @@ kernel size (any, when the spec leaves it unset: the child takes its parent's), 
 D' and dtype (the fine size L may differ: a level's map does not
 depend on L, so a flow trained on a smaller lattice seeds a larger one). "Closest" is the
 Euclidean distance in (κ, λ) at equal d; ties go to the higher ESS/N, then the newer
-version. The defaults mirror :func:`core.training.api.flow_config` (a registry test pins
+version. The defaults mirror :func:`core.physics.training.api.flow_config` (a registry test pins
 them against it).
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.jobs.specs import default_kernel_size
 from core.registry.jobs import visible_to
 from core.registry.keys import Caller
 from core.registry.models import ModelVersion
-from core.specs import default_kernel_size
 
 ARCH_KEYS = ("method", "dim", "coarse_L", "kernel_size", "n_freq", "n_time", "bond_freq",
              "bond_time", "dtype", "field", "base")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import save_file
 
-from core.flows.config import FlowConfig, parameter_dtypes, parameter_shapes
+from core.physics.flows.config import FlowConfig, parameter_dtypes, parameter_shapes
 
 CONFIG: dict[str, Any] = {
     "kind": "super_resolving", "dim": 2, "coarse_L": 4, "fine_L": 8, "levels": 1,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from core.jobs.specs import HmcSpec, TrainSpec
 from core.registry import access, accounts, catalog, quotas
 from core.registry import idempotency as idem
 from core.registry import jobs as rows
@@ -17,7 +18,6 @@ from core.registry.keys import Caller, authenticate
 from core.registry.models import utcnow
 from core.registry.store import Blob
 from core.registry.warmstart import NoParent, arch_of_config, arch_of_spec, nearest_version
-from core.specs import HmcSpec, TrainSpec
 
 ALICE = Caller("alice", ("lab-a",), False, "a")
 BOB = Caller("bob", ("lab-b",), False, "b")
@@ -171,8 +171,9 @@ def test_quotas_name_the_limit(s: Session) -> None:
                                    {"method": "ir", "coarse_L": 2},
                                    {"method": "uv", "field": "hollow", "base": "conditional"}])
 def test_warm_start_architecture_matches_the_training_config(extra: dict[str, Any]) -> None:
-    from core.training.api import flow_config
+    from core.jobs.train_plan import train_plan
+    from core.physics.training.plan import flow_config
 
     spec = TrainSpec(dim=2, L=16, kappa=0.25, lam=0.01, **extra)
-    cfg = flow_config(spec).model_dump(mode="json")
+    cfg = flow_config(train_plan(spec)).model_dump(mode="json")
     assert arch_of_spec(spec.model_dump(mode="json")) == arch_of_config(cfg)

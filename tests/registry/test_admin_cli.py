@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.service import main
+from cli.service import main
 from core.registry.accounts import resolve_caller
 from core.registry.db import session_factory
 

@@ -13,7 +13,7 @@ import h5py
 import httpx
 
 from core.client import SrflowClient
-from tests.service.conftest import ADMIN_KEY, Service
+from tests.service.processes import ADMIN_KEY, Service
 
 SMALL_HMC = {"dim": 2, "L": 8, "kappa": 0.2, "lam": 0.01, "n_samples": 64, "chains": 4,
              "n_therm": 20, "seed": 3}

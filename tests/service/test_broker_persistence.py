@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.cli.service import broker_persistence_warning
-from tests.service.conftest import (
+from cli.service import broker_persistence_warning
+from tests.service.processes import (
     PY,
     free_port,
     service_env,
@@ -53,7 +53,7 @@ def test_warning_only_without_appendonly(redis_url: str, durable_redis: str) -> 
 def test_serve_prints_the_warning_once_on_stderr(redis_url: str, tmp_path: Path) -> None:
     env = service_env(tmp_path / "data", redis_url.rsplit("/", 1)[0] + "/4")
     log = tmp_path / "serve.log"
-    p = spawn([PY, "-m", "core.cli.service", "serve", "--port", str(free_port()),
+    p = spawn([PY, "-m", "cli.service", "serve", "--port", str(free_port()),
                "--data-dir", str(tmp_path / "data")], env, log)
     try:
         wait_until(lambda: "srflow: serving" in log.read_text(), 60, "srflow serve", [p])

@@ -13,7 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-import core.pipeline
+import core.jobs.protocol
+import core.jobs.run
 from app.main import _reap_once, create_app
 from core.registry import jobs as rows
 from core.registry.db import session_scope, upgrade
@@ -118,9 +119,9 @@ def test_a_job_past_max_job_seconds_fails_with_the_limit(
             if time.monotonic() > give_up:
                 raise RuntimeError("never stopped")
             time.sleep(0.01)
-        raise core.pipeline.JobCancelled("stopped")
+        raise core.jobs.protocol.JobCancelled("stopped")
 
-    monkeypatch.setattr(core.pipeline, "run_job", fake_run_job)
+    monkeypatch.setattr(core.jobs.run, "run_job", fake_run_job)
     assert execute("slow", settings, token="a1", hostname="test") == "failed"
     with session_scope(settings.db_url) as s:
         job = rows.get_job(s, "slow")

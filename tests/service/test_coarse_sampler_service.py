@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.registry.flowfiles import CONFIG, files_of, write_flow
-from tests.service.conftest import Service
+from tests.service.processes import Service
 from tests.service.sharing.uploading import upload_multipart
 
 pytestmark = [pytest.mark.service]

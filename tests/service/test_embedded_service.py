@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import Service
 from tests.service.helpers import hmc_roundtrip
+from tests.service.processes import Service
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.service.conftest import Service
+from tests.service.processes import Service
 
 pytestmark = [pytest.mark.service]
 PROBLEM = "application/problem+json"

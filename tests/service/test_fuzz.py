@@ -19,7 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import CHECKS
 
-from tests.service.conftest import (
+from tests.service.processes import (
     ADMIN_KEY,
     PY,
     Service,

@@ -12,7 +12,7 @@ CHECK = """
 import sys
 from pathlib import Path
 from core.settings import Settings
-import app.main, core.cli.service, core.client, core.registry.catalog
+import app.main, cli.service, core.client, core.registry.catalog
 from fastapi.testclient import TestClient
 application = app.main.create_app(Settings(data_dir=Path(sys.argv[1])))
 with TestClient(application) as c:

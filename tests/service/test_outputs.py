@@ -153,8 +153,8 @@ class _FakeClient:
 def test_submit_wait_prints_where_the_outputs_are(
     world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from core.cli import client_verbs
-    from core.cli.main import main
+    from cli import client_verbs
+    from cli.main import main
 
     monkeypatch.setattr(client_verbs, "_client", lambda args: _FakeClient(world))
     assert main(["submit", "sample", "model=x", "--wait"]) == 0

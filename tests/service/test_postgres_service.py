@@ -20,17 +20,17 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tests.databases import create_database, drop_database
-from tests.service.conftest import (
+from tests.service.helpers import SMALL_HMC, hmc_roundtrip, submit, wait_state
+from tests.service.processes import (
     PY,
     Service,
-    _healthy,
     free_port,
+    healthy,
     service_env,
     spawn,
     stop,
     wait_until,
 )
-from tests.service.helpers import SMALL_HMC, hmc_roundtrip, submit, wait_state
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -60,7 +60,7 @@ def pg_service(redis_url: str, pg_db: str,
                  "127.0.0.1", "--port", str(port), "--workers", "2"], env, logs[2])
     svc = Service(f"http://127.0.0.1:{port}", d, logs, api.pid)
     try:
-        wait_until(lambda: _healthy(svc.url, True), 90, "API + 2 workers on PostgreSQL",
+        wait_until(lambda: healthy(svc.url, True), 90, "API + 2 workers on PostgreSQL",
                    [*workers, api])
         yield svc
     finally:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import core.pipeline
+import core.jobs.run
 from core.registry import jobs as rows
 from core.registry.db import session_scope, upgrade
 from core.registry.keys import Caller
@@ -31,7 +31,7 @@ def test_a_train_job_without_weights_fails_with_the_reason(
     def fake_run_job(*_: Any, **__: Any) -> Any:  # trained, but wrote no model.safetensors
         return SimpleNamespace(summary={}, ensemble=None, model_dir=str(empty))
 
-    monkeypatch.setattr(core.pipeline, "run_job", fake_run_job)
+    monkeypatch.setattr(core.jobs.run, "run_job", fake_run_job)
     assert execute("t1", settings, token="a1", hostname="test") == "failed"
     with session_scope(settings.db_url) as s:
         job = rows.get_job(s, "t1")

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from core.cli.main import main
+from cli.main import main
 from core.client import SrflowClient
-from tests.service.conftest import ADMIN_KEY, Service
 from tests.service.helpers import sse_events, submit, wait_state
+from tests.service.processes import ADMIN_KEY, Service
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

@@ -98,7 +98,7 @@ def test_the_soft_deadline_waits_for_a_step_but_cancel_does_not() -> None:
     """Thermalisation and the final evaluation write no checkpoint: they ask ``urgent``
     (cancel, lost job, wall-time limit), not the soft deadline — else a thermalisation
     longer than soft_time_limit_s would be re-queued forever, never reaching a step."""
-    from core.training.problem import Matching
+    from core.physics.training.problem import Matching
     from worker.resilience import Deadline
 
     flag = {"cancel": False}

@@ -10,13 +10,13 @@ from pathlib import Path
 import h5py
 import pytest
 
-from tests.service.conftest import Service
 from tests.service.helpers import (
     check_ensemble_download,
     follow_to_success,
     submit,
     wait_state,
 )
+from tests.service.processes import Service
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[2]
-# the README's screenshots: refresh them with SRFLOW_UI_SHOTS=runs/ui; by default a run
+# the README's screenshots: refresh them with SRFLOW_UI_SHOTS=docs/img; by default a run
 # (CI's included) writes to a scratch folder and leaves the tracked PNGs alone
 SHOTS = Path(os.environ.get("SRFLOW_UI_SHOTS") or Path(tempfile.gettempdir()) / "srflow-ui")
 if not SHOTS.is_absolute():

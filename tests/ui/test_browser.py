@@ -2,7 +2,7 @@
 worker): sign in, submit a small HMC job, watch it finish live, open its ensemble,
 download it and check the sha256; a training's curve renders; another group's user sees
 none of it; the pages work from the keyboard; no console errors. Screenshots of each page
-at 1280 and 390 px go to $SRFLOW_UI_SHOTS (the README's: ``SRFLOW_UI_SHOTS=runs/ui``;
+at 1280 and 390 px go to $SRFLOW_UI_SHOTS (the README's: ``SRFLOW_UI_SHOTS=docs/img``;
 default a scratch folder, so a test run leaves the tracked PNGs alone) (issue 13)."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from tests.service.conftest import (
+from tests.service.processes import (
     ADMIN_KEY,
     PY,
-    _healthy,
     free_port,
+    healthy,
     service_env,
     spawn,
     stop,
@@ -51,11 +51,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     env = service_env(d / "data", None)
     port = free_port()
     log = d / "serve.log"
-    serve = spawn([PY, "-m", "core.cli.service", "serve", "--port", str(port),
+    serve = spawn([PY, "-m", "cli.service", "serve", "--port", str(port),
                    "--data-dir", str(d / "data")], env, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _healthy(url, True), 90, "embedded service", [serve])
+        wait_until(lambda: healthy(url, True), 90, "embedded service", [serve])
         keys = {"admin": ADMIN_KEY}
         with httpx.Client(base_url=url, timeout=30,
                           headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:

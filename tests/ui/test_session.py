@@ -5,7 +5,7 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 
 from app.ui.session import UISettings
-from tests.ui.conftest import Lab, csrf_of, sign_in
+from tests.ui.lab import Lab, csrf_of, sign_in
 
 
 def _set_cookies(headers: list[str]) -> dict[str, str]:

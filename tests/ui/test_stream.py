@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from app.ui import charts
-from tests.ui.conftest import Lab, csrf_of, idem_of, sign_in
+from tests.ui.lab import Lab, csrf_of, idem_of, sign_in
 
 
 def test_events_are_the_apis_and_a_closed_page_frees_its_slot(lab: Lab) -> None:

@@ -7,7 +7,7 @@ import re
 import threading
 from html.parser import HTMLParser
 
-from tests.ui.conftest import Lab, csrf_of, idem_of, sign_in
+from tests.ui.lab import Lab, csrf_of, idem_of, sign_in
 
 HMC = {"spec.dim": "2", "spec.L": "8", "spec.kappa": "0.2", "spec.lam": "0.01",
        "spec.n_samples": "16", "spec.chains": "2", "spec.seed": "1", "visibility": "group"}

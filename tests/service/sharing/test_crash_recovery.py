@@ -21,18 +21,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.conftest import (
+from tests.service.helpers import SMALL_HMC
+from tests.service.processes import (
     PY,
     Service,
-    _healthy,
     free_port,
+    healthy,
     service_env,
     spawn,
     stop,
     wait_until,
 )
-from tests.service.helpers import SMALL_HMC
-from tests.service.sharing.conftest import FAST_RECOVERY
+from tests.service.sharing.members import FAST_RECOVERY
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 TRAIN = {"method": "ir", "dim": 2, "L": 8, "kappa": 0.25, "lam": 0.01, "steps": 80,
@@ -123,7 +123,7 @@ def redis_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     svc = Service(f"http://127.0.0.1:{api_port}", tmp_path / "data", logs, procs["api"].pid)
     state = {"svc": svc, "env": env, "procs": procs, "port": port, "dir": tmp_path}
     try:
-        wait_until(lambda: _healthy(svc.url, True), 90, "redis stack",
+        wait_until(lambda: healthy(svc.url, True), 90, "redis stack",
                    [procs["api"], procs["worker"]])
         yield state
     finally:
@@ -147,18 +147,18 @@ def test_sigkill_embedded_service_mid_training_resumes(tmp_path: Path) -> None:
     env = service_env(data, None)
     env.update(FAST_RECOVERY)
     port = free_port()
-    cmd = [PY, "-m", "core.cli.service", "serve", "--port", str(port), "--data-dir", str(data)]
+    cmd = [PY, "-m", "cli.service", "serve", "--port", str(port), "--data-dir", str(data)]
     logs = [tmp_path / "serve-1.log", tmp_path / "serve-2.log"]
     svc = Service(f"http://127.0.0.1:{port}", data, logs[:1])
     serve = spawn(cmd, env, logs[0])
     try:
-        wait_until(lambda: _healthy(svc.url, True), 90, "embedded service", [serve])
+        wait_until(lambda: healthy(svc.url, True), 90, "embedded service", [serve])
         job_id = _kill_mid_training(svc, "crash-embedded")
         _kill(serve)  # API, worker and its pool process: everything, like a power cut
         ckpt = _checkpoint_curve(svc, job_id)
         svc.logs.append(logs[1])
         serve = spawn(cmd, env, logs[1])
-        wait_until(lambda: _healthy(svc.url, True), 90, "restarted embedded service", [serve])
+        wait_until(lambda: healthy(svc.url, True), 90, "restarted embedded service", [serve])
         _check_resumed(svc, job_id, "crash-embedded", ckpt)
     finally:
         stop(serve, timeout=30)

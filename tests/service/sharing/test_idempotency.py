@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.registry.flowfiles import write_flow
-from tests.service.conftest import Service
 from tests.service.helpers import SMALL_HMC
-from tests.service.sharing.conftest import make_member
+from tests.service.processes import Service
+from tests.service.sharing.members import make_member
 from tests.service.sharing.uploading import upload_zip, zip_dir
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import core.pipeline
+import core.jobs.run
 from app.main import create_app
-from core.cli import service as cli_service
+from cli import service as cli_service
 from core.registry.db import session_scope
 from core.registry.keys import authenticate
 from core.settings import Settings
@@ -77,7 +77,7 @@ def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def fake_run_job(*_: Any, **__: Any) -> Any:
         return SimpleNamespace(summary={}, ensemble=None, model_dir=str(flow))
 
-    monkeypatch.setattr(core.pipeline, "run_job", fake_run_job)
+    monkeypatch.setattr(core.jobs.run, "run_job", fake_run_job)
     return flow
 
 
@@ -199,7 +199,7 @@ def test_a_failed_jobs_error_shows_no_server_paths(
     def broken(*_: Any, **__: Any) -> Any:
         raise FileNotFoundError(f"[Errno 2] No such file or directory: '{secret}'")
 
-    monkeypatch.setattr(core.pipeline, "run_job", broken)
+    monkeypatch.setattr(core.jobs.run, "run_job", broken)
     op = _finish(api, api.submit(alice))
     assert op["metadata"]["state"] == "failed"
     message = op["error"]["message"]

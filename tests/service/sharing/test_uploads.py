@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from tests.registry.flowfiles import CONFIG, tensors_for, write_flow
-from tests.service.conftest import Service
 from tests.service.helpers import follow_to_success
-from tests.service.sharing.conftest import UPLOAD_LIMIT, blob_files
+from tests.service.processes import Service
+from tests.service.sharing.members import UPLOAD_LIMIT, blob_files
 from tests.service.sharing.uploading import upload_multipart, upload_zip, zip_dir
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -99,9 +99,9 @@ def test_refused_uploads_change_nothing(small_embedded: Service, tmp_path: Path)
 
 def _real_flow(d: Path) -> Path:
     """A flow written by the library itself (build_flow + save_flow)."""
-    from core.flows.config import FlowConfig
-    from core.flows.rg_flow import build_flow
-    from core.io.flow_files import save_flow
+    from core.physics.flows.config import FlowConfig
+    from core.physics.flows.rg_flow import build_flow
+    from core.physics.io.flow_files import save_flow
 
     cfg = FlowConfig.model_validate({**CONFIG, "kernel_size": 3})
     save_flow(d, build_flow(cfg), cfg, {"coarse_kappa": 0.25, "coarse_lam": 0.01,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.registry.flowfiles import CONFIG, write_flow
-from tests.service.conftest import Service
 from tests.service.helpers import follow_to_success
-from tests.service.sharing.conftest import make_member
+from tests.service.processes import Service
+from tests.service.sharing.members import make_member
 from tests.service.sharing.uploading import upload_zip, zip_dir
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]

@@ -3,7 +3,7 @@ cold start with the same seed (issue 6, item 3, must-show).
 
 The jobs run through the worker's own code in this process (``worker.runner.execute``:
 claim, :func:`worker.resilience.pin_init_from` → :func:`core.registry.warmstart.nearest_version`,
-the registry-backed model resolver, ``core.pipeline.run_job`` → ``train(init_dir=...)``,
+the registry-backed model resolver, ``core.jobs.run.run_job`` → ``train(init_dir=...)``,
 registration of the version with its parent) against a fresh SQLite registry and artifact
 store; no broker, no HTTP (tests/service/sharing/test_warm_start.py covers the same choice
 over HTTP with uploaded flows). Decoys are real uploads (``validate_flow`` +
@@ -43,6 +43,7 @@ from typing import Any
 
 import pytest
 
+from core.jobs.specs import TrainSpec
 from core.registry import catalog
 from core.registry import jobs as rows
 from core.registry.db import session_factory, upgrade
@@ -52,7 +53,6 @@ from core.registry.store import ArtifactStore
 from core.registry.uploads import validate_flow
 from core.registry.warmstart import nearest_version
 from core.settings import Settings
-from core.specs import TrainSpec
 from tests.registry.flowfiles import files_of, write_flow
 from worker.runner import execute
 
@@ -131,7 +131,7 @@ def test_nearest_warm_start_reaches_the_target_in_fewer_steps(tmp_path: Path) ->
                                                       "theory": {"kappa": 0.25, "lam": 0.01}})
 
     # grow off: this measures the warm start alone (growing the cold run level by level
-    # already cut its steps to the target from 77 to 33; tests/training/test_grow.py)
+    # already cut its steps to the target from 77 to 33; tests/physics/training/test_grow.py)
     child = {**CHEAP, "L": 16, "kappa": 0.25, "steps": STEP_CAP, "target_ess": TARGET_ESS,
              "seed": 2, "grow": False}
     cold = _run(settings, BOB, "cold-l16", child, visibility="private")

@@ -1,6 +1,0 @@
-"""φ⁴ theory on a periodic hypercubic lattice: couplings, action, observables."""
-
-from core.lattice.action import CouplingDerivatives, action, coupling_derivatives, force
-from core.lattice.couplings import Couplings
-
-__all__ = ["CouplingDerivatives", "Couplings", "action", "coupling_derivatives", "force"]
