@@ -54,7 +54,7 @@ class _Dynamics(nn.Module):
         self.kinetic = kinetic
 
     def forward(self, t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        ev = self.field.velocity_and_divergence(t, state[0])
+        ev = self.field.state_velocity_and_divergence(t, state[0])
         if not self.kinetic:
             return ev.velocity, ev.divergence
         energy = ev.velocity.pow(2).reshape(ev.velocity.shape[0], -1).sum(dim=1)
@@ -88,6 +88,9 @@ class CNF(nn.Module):
         n = cfg.steps if cfg.fixed_step else 1
         t = torch.linspace(start, end, n + 1, dtype=y.dtype, device=y.device)
         zero = torch.zeros(y.shape[0], dtype=y.dtype, device=y.device)
+        # Ψ in the field's state layout (a permutation of the sites: same divergence,
+        # log-det and kinetic energy)
+        y = self.field.to_state(y)
         state: tuple[Tensor, ...] = (y, zero, zero) if kinetic else (y, zero)
         func = _Dynamics(self.field, kinetic)
         kwargs: dict[str, Any] = dict(method=cfg.method)
@@ -102,7 +105,8 @@ class CNF(nn.Module):
             out = odeint(func, state, t, **kwargs)
         sign = 1.0 if end > start else -1.0
         energy = sign * out[2][-1] if kinetic else None
-        return CNFResult(x=out[0][-1], log_det=out[1][-1], kinetic=energy)
+        return CNFResult(x=self.field.from_state(out[0][-1]), log_det=out[1][-1],
+                         kinetic=energy)
 
     def forward(
         self, psi: Tensor, solver: SolverConfig | None = None, kinetic: bool = False

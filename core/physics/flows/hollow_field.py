@@ -193,6 +193,16 @@ class HollowVectorField(LocalVectorField):
         """∇·G = Σ_x [Σ_f a_{c0 f} H_f'(Ψ_x) + Σ_k g_k'(Ψ_x) h_k(x)], shape ``(B,)``."""
         return super().divergence(t, psi) + self._hollow_terms(t, psi).divergence
 
+    # the hollow term works on the lattice layout: the ODE state stays there
+    def to_state(self, psi: Tensor) -> Tensor:
+        return psi
+
+    def from_state(self, state: Tensor) -> Tensor:
+        return state
+
+    def state_velocity_and_divergence(self, t: Tensor | float, state: Tensor) -> FieldEval:
+        return self.velocity_and_divergence(t, state)
+
     def velocity_and_divergence(self, t: Tensor | float, psi: Tensor) -> FieldEval:
         """G and ∇·G in one pass (h evaluated once)."""
         ev, hollow = super().velocity_and_divergence(t, psi), self._hollow_terms(t, psi)
