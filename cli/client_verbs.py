@@ -145,7 +145,13 @@ def cmd_download(args: argparse.Namespace) -> int:
             ref = args.ref
             if ref.startswith("jobs/"):  # a job: its ensemble
                 ref = c.get(ref)["response"]["ensemble"]["id"]
-            d = c.download_ensemble(ref, Path(args.output or f"ensemble-{ref}.h5"))
+            if args.pyerrors:  # the series as pyerrors JSON, converted by the server
+                d = c.download_pyerrors(ref, Path(args.output or f"srflow-{ref}.json.gz"))
+            else:
+                d = c.download_ensemble(ref, Path(args.output or f"ensemble-{ref}.h5"))
+        elif args.pyerrors:
+            raise SystemExit("srflow: --pyerrors exports an ensemble: download ensemble ID "
+                             "--pyerrors")
         else:
             name, _, version = args.ref.partition("/")
             if not version.isdigit():
@@ -155,7 +161,8 @@ def cmd_download(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"path": str(d.path), "sha256": d.sha256, "size": d.size}))
     else:
-        print(f"{d.path}  sha256 {d.sha256}  ({d.size} bytes, verified)")
+        note = "pyerrors JSON" if args.pyerrors else "verified"
+        print(f"{d.path}  sha256 {d.sha256}  ({d.size} bytes, {note})")
     return 0
 
 
@@ -224,6 +231,9 @@ def add_client_verbs(subparsers: Any) -> None:
     p.add_argument("what", choices=["ensemble", "model"])
     p.add_argument("ref", help="ensemble id (or jobs/ID), or model NAME/VERSION")
     p.add_argument("-o", "--output", default=None)
+    p.add_argument("--pyerrors", action="store_true",
+                   help="the ensemble's per-configuration series (and a flow ensemble's "
+                   "importance weights) as gzipped pyerrors JSON instead of the HDF5 file")
     p.set_defaults(handler=_guard(cmd_download))
 
     p = subparsers.add_parser("models", parents=[common], help="search registered models")

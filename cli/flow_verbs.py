@@ -92,6 +92,11 @@ def register(sub: Any) -> None:
                    help="hmc, or cluster (Wolff flips + Metropolis sweeps on the coarse "
                    "lattice; super-resolving models with an even coarse L)")
     p.add_argument("--out", type=Path, default=None, help="write the ensemble (HDF5)")
+    p.add_argument("--no-log-z", dest="log_z", action="store_false",
+                   help="skip log Z and f (and the coarse thermodynamic integration)")
+    p.add_argument("--reweight-to", action="append", default=[], metavar="KAPPA[,LAM]",
+                   help="also log Z at these couplings by reweighting the proposals "
+                   "(repeatable; LAM defaults to the model's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_sample)
 
@@ -151,16 +156,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _couplings(points: list[str], model: Path) -> list[dict[str, float]]:
+    """``KAPPA[,LAM]`` → {kappa, lam}; LAM defaults to the model's fine λ."""
+    if not points:
+        return []
+    lam0 = float(json.loads((model / "config.json").read_text())["theory"]["lam"])
+    out = []
+    for p in points:
+        k, _, lam = p.partition(",")
+        out.append({"kappa": float(k), "lam": float(lam) if lam else lam0})
+    return out
+
+
 def _sample(model: Path, n: int, chains: int, seed: int, device: str, verb: str,
-            work: Path, coarse_sampler: str = "hmc") -> dict[str, Any] | int:
+            work: Path, coarse_sampler: str = "hmc", log_z: bool = True,
+            reweight_to: list[str] | None = None) -> dict[str, Any] | int:
     from core.jobs.protocol import JobError
     from core.jobs.run import run_job
 
     try:
         spec = SampleSpec(model=str(model), n_samples=n, chains=chains, seed=seed, device=device,
-                          coarse_sampler=coarse_sampler)  # type: ignore[arg-type]
+                          coarse_sampler=coarse_sampler,  # type: ignore[arg-type]
+                          log_z=log_z, reweight_to=_couplings(reweight_to or [], model))
     except ValidationError as err:
         return _fail(verb, one_line(err))
+    except (OSError, KeyError, ValueError) as err:
+        return _fail(verb, f"--reweight-to: {err} (use KAPPA or KAPPA,LAM with a model "
+                     "directory)")
     bar = ProgressBar()
     try:
         result = run_job(spec, workdir=work, progress=bar)
@@ -178,7 +200,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="srflow-sample-") as tmp:
         summary = _sample(args.model, args.n_samples, args.chains, args.seed, args.device,
-                          "sample", Path(tmp), coarse_sampler=args.coarse_sampler)
+                          "sample", Path(tmp), coarse_sampler=args.coarse_sampler,
+                          log_z=args.log_z, reweight_to=args.reweight_to)
         if isinstance(summary, int):
             return summary
         if args.out is not None:
@@ -186,7 +209,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
             summary["out"] = str(args.out)
         else:
             summary["out"] = None
-    keep = ("acceptance", "ess", "ode_consistency", "observables", "seconds", "out")
+    keep = ("acceptance", "ess", "ode_consistency", "observables", "free_energy", "seconds",
+            "out")
     if args.json:
         print(json.dumps({k: summary[k] for k in keep}))
     else:
@@ -197,7 +221,26 @@ def cmd_sample(args: argparse.Namespace) -> int:
             print(f"  coarse fields: {c['sampler']}, kept every {c['thin']} "
                   f"{'sweeps' if c['sampler'] == 'cluster' else 'trajectories'}")
         print_observables(summary)
+        print_free_energy(summary.get("free_energy"))
     return 0
+
+
+def print_free_energy(fe: dict[str, Any] | None) -> None:
+    """log Z ± error, f ± error and every caveat (docs/free_energy.md)."""
+    if not fe:
+        return
+    print(f"  log Z = {fe['log_z']:.8g} ± {fe['error']:.2g}   f = −log Z/V = {fe['f']:.8g} ± "
+          f"{fe['f_error']:.2g}")
+    c = fe.get("coarse") or {}
+    if c:
+        print(f"    log Z_c = {c['value']:.8g} ± {c['error']:.2g} ({c['source']})")
+    for cav in fe.get("caveats") or []:
+        print(f"    caveat {cav['code']}: {cav['message']}")
+    for d in fe.get("differences") or []:
+        state = "ok" if d["trusted"] else "refused: " + ", ".join(
+            x["code"] for x in d["caveats"])
+        print(f"    κ = {d['kappa']:g}, λ = {d['lam']:g}: Δlog Z = {d['delta_log_z']:.6g} ± "
+              f"{d['error']:.2g}, ESS/N {d['ess']:.3f} ({state})")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

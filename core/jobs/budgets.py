@@ -1,4 +1,4 @@
-"""Job budgets (issue 10): peak memory and generated lattice volume per job, estimated at
+"""Job budgets: peak memory and generated lattice volume per job, estimated at
 submission and checked against the group's quotas and the worker's memory
 (core.registry.quotas). Pure arithmetic over the specs — the API process imports no torch;
 a train spec's open fields take their values from its plan (core.jobs.train_plan), as the
@@ -89,15 +89,26 @@ def _train_budget(spec: TrainSpec) -> Budget:
     params = flow_parameter_count(spec)
     weights = 4 * width * params  # weights, gradients and Adam's two moments
     field = "spec.batch" if activations >= weights else "spec.bond_freq"
+    trained = volume * (spec.batch * max(spec.steps, 1) + plan.eval_samples)
+    therm = _langevin_volume(spec, plan.langevin_therm)
     return Budget(
         memory_bytes=activations + weights,
         memory_field=field,
         memory_formula=(f"{width} B × (2·batch·L^d·solver evaluations·(F + kernel + 4)·levels"
                         f" + 4·parameters), parameters = {params}"),
-        volume=volume * (spec.batch * max(spec.steps, 1) + plan.eval_samples),
-        volume_field="spec.steps",
+        volume=trained + therm,
+        volume_field="spec.langevin_therm" if therm > trained else "spec.steps",
         parameters=params,
     )
+
+
+def _langevin_volume(spec: TrainSpec, langevin_therm: int) -> int:
+    """IR: the coarse source thermalises ``langevin_therm`` Langevin steps of ``batch``
+    coarse lattices, once per grow stage (each stage builds its source afresh)."""
+    if spec.method != "ir":
+        return 0
+    stages = spec.levels if spec.grow else 1
+    return langevin_therm * spec.batch * spec.coarse_L**spec.dim * max(stages, 1)
 
 
 def _sample_budget(spec: SampleSpec, L: int, dim: int) -> Budget:
@@ -134,6 +145,8 @@ def _scan_budget(spec: ScanSpec) -> Budget:
                   _sample_budget(spec.sample_spec(i, "scan"), spec.L, spec.dim)]
     peak = max(parts, key=lambda b: b.memory_bytes)
     field = {"spec.steps": "spec.steps_per_point"}.get(peak.memory_field, peak.memory_field)
+    therm = any(b.volume_field == "spec.langevin_therm" for b in parts)
     return Budget(memory_bytes=peak.memory_bytes, memory_field=field,
                   memory_formula=peak.memory_formula, volume=sum(b.volume for b in parts),
-                  volume_field="spec.steps_per_point", parameters=parts[0].parameters)
+                  volume_field="spec.langevin_therm" if therm else "spec.steps_per_point",
+                  parameters=parts[0].parameters)

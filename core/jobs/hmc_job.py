@@ -1,5 +1,6 @@
 """Direct sampling jobs: HMC or the cluster algorithm on the fine lattice, the reference
-every flow is compared with; writes ``workdir/ensemble.h5``."""
+every flow is compared with; writes ``workdir/ensemble.h5`` (configs and the per-configuration
+series ``series_*`` chain-major, core.physics.lattice.series)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from core.jobs.runtime import progress_hook, resolve_device
 from core.jobs.specs import HmcSpec
 from core.physics.control import SamplingCancelled
 from core.physics.io.ensemble import EnsembleMeta, write_ensemble
+from core.physics.io.pyerrors_json import SERIES_PREFIX
 from core.physics.lattice.observables import Measurements, measure, summarize_measurements
+from core.physics.lattice.series import chain_major, observable_series
 from core.physics.mcmc.cluster import ClusterParams, run_cluster
 from core.physics.mcmc.hmc import HmcParams, run_hmc
 from core.physics.stats.chains import chain_consistency
@@ -81,6 +84,8 @@ def run_hmc_job(
             acceptance=float(details["acceptance"]), ess=None, thinning=int(details["thin"]),
             observables=obs, code_version=__version__,
         ),
+        extras={f"{SERIES_PREFIX}{k}": v for k, v in chain_major(observable_series(
+            configs_tc, dim=spec.dim, kappa=spec.kappa, lam=spec.lam, meas=meas)).items()},
     )
     summary = {
         "theory": {"dim": spec.dim, "L": spec.L, "kappa": spec.kappa, "lam": spec.lam},

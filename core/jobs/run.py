@@ -29,8 +29,10 @@ def run_job(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     model_resolver: Callable[[str], Path] | None = None,
+    cache_dir: Path | None = None,
 ) -> JobResult:
-    """Run any job. ``model_resolver`` maps a sample spec's model reference to a directory."""
+    """Run any job. ``model_resolver`` maps a sample spec's model reference to a directory;
+    ``cache_dir`` keeps the coarse theories' log Z_c (None: each model's own directory)."""
     if isinstance(spec, HmcSpec):
         return run_hmc_job(spec, workdir=workdir, progress=progress, should_stop=should_stop)
     if isinstance(spec, TrainSpec):
@@ -40,8 +42,9 @@ def run_job(
     if isinstance(spec, SampleSpec):
         return run_sample_job(
             spec, workdir=workdir, progress=progress, should_stop=should_stop,
-            model_resolver=model_resolver,
+            model_resolver=model_resolver, cache_dir=cache_dir,
         )
     if isinstance(spec, ScanSpec):
-        return run_scan_job(spec, workdir=workdir, progress=progress, should_stop=should_stop)
+        return run_scan_job(spec, workdir=workdir, progress=progress, should_stop=should_stop,
+                            cache_dir=cache_dir)
     raise TypeError(f"unknown job spec {type(spec).__name__}")

@@ -6,7 +6,9 @@ ensemble from it (``run_sample_job``: coarse HMC at the learned couplings → fl
 independence Metropolis, eq. (10)). The scan's record lists per point ESS/N, the learned
 couplings {coarse, fine}, the Metropolis acceptance and the observables with Γ-method
 errors, and draws the paper's fig. 4: ESS/N and κ_L − κ against κ, with ⟨|M|⟩ and
-χ = V⟨M²⟩ against κ.
+χ = V⟨M²⟩ against κ; where the points estimated log Z, two more panels: f(κ) = −log Z/V
+and the slope of log Z between neighbours against the measured −⟨∂S/∂κ⟩
+(core.jobs.scan_free_energy; the record's ``free_energy_consistency``).
 
 Cancellation: a cancel stops the scan *after* the point in progress (it runs to its own
 budget, ``max_minutes_per_point``); the finished points are kept. A server deadline
@@ -23,6 +25,7 @@ from typing import Any
 
 from core.jobs.protocol import JobCancelled, JobResult, ProgressFn, ProgressReport, StopFn
 from core.jobs.sample_job import run_sample_job
+from core.jobs.scan_free_energy import consistency, plot_panels
 from core.jobs.scan_spec import ScanSpec
 from core.jobs.train_job import run_train_job
 from core.physics.io.flow_files import load_flow, save_flow
@@ -48,6 +51,8 @@ class PointResult:
     steps: int
     train_seconds: float
     sample_seconds: float
+    free_energy: dict[str, Any] | None = None  # the sample job's (core.jobs.free_energy)
+    dS_dkappa: dict[str, float] | None = None  # ⟨∂S/∂κ⟩ on the chain, Γ-method
 
     @property
     def kappa_shift(self) -> float:
@@ -68,6 +73,7 @@ class PointResult:
             "model": model, "ensemble": ensemble, "train_ess": self.train_ess,
             "warm_started": self.warm_started, "steps": self.steps,
             "seconds": {"train": self.train_seconds, "sample": self.sample_seconds},
+            "free_energy": _free_energy_record(self.free_energy), "dS_dkappa": self.dS_dkappa,
         }
 
 
@@ -129,9 +135,18 @@ def continued_parent(model_dir: Path, dk: float, dl: float, dest: Path) -> Path:
     return save_flow(dest, loaded.flow, loaded.config, moved, loaded.metrics, overwrite=True)
 
 
+def _free_energy_record(fe: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A point's log Z as the scan record lists it (the sample job keeps the whole block)."""
+    if not fe:
+        return None
+    keys = ("log_z", "error", "f", "f_error", "trusted")
+    return {**{k: fe.get(k) for k in keys},
+            "caveats": [c.get("code") for c in fe.get("caveats") or []]}
+
+
 def run_point(spec: ScanSpec, i: int, workdir: Path, init_dir: Path | None,
-              progress: ProgressFn | None = None, should_stop: StopFn | None = None
-              ) -> PointResult:
+              progress: ProgressFn | None = None, should_stop: StopFn | None = None,
+              cache_dir: Path | None = None) -> PointResult:
     """Train and sample grid point ``i`` in ``workdir``, warm-started from the previous
     point's flow in ``init_dir`` (:func:`continued_parent`; recorded as the parent)."""
     kappa, lam = spec.grid()[i]
@@ -148,7 +163,7 @@ def run_point(spec: ScanSpec, i: int, workdir: Path, init_dir: Path | None,
     sampled = run_sample_job(spec.sample_spec(i, str(trained.model_dir)),
                              workdir=workdir / "sample",
                              progress=_relay(progress, i, n, "sample", kappa, lam),
-                             should_stop=should_stop)
+                             should_stop=should_stop, cache_dir=cache_dir)
     assert sampled.ensemble is not None
     t, s = trained.summary, sampled.summary
     return PointResult(
@@ -156,11 +171,13 @@ def run_point(spec: ScanSpec, i: int, workdir: Path, init_dir: Path | None,
         couplings=t["couplings"], acceptance=float(s["acceptance"]),
         observables=s["observables"], model_dir=trained.model_dir, ensemble=sampled.ensemble,
         warm_started=init_dir is not None, steps=int(t["steps"]),
-        train_seconds=float(t["seconds"]), sample_seconds=float(s["seconds"]))
+        train_seconds=float(t["seconds"]), sample_seconds=float(s["seconds"]),
+        free_energy=s.get("free_energy"), dS_dkappa=s.get("dS_dkappa"))
 
 
 def run_scan_job(spec: ScanSpec, *, workdir: Path, progress: ProgressFn | None = None,
-                 should_stop: StopFn | None = None) -> ScanJobResult:
+                 should_stop: StopFn | None = None,
+                 cache_dir: Path | None = None) -> ScanJobResult:
     """Run the scan; files under ``workdir/point-NN/{train,sample}``, the plot in
     ``workdir/scan.png``. Returns the finished points even when stopped early."""
     grid = spec.grid()
@@ -173,7 +190,8 @@ def run_scan_job(spec: ScanSpec, *, workdir: Path, progress: ProgressFn | None =
             break
         prev = points[-1].model_dir if (points and spec.warm_start) else None
         try:
-            point = run_point(spec, i, workdir / f"point-{i:02d}", prev, progress, stop.urgent)
+            point = run_point(spec, i, workdir / f"point-{i:02d}", prev, progress, stop.urgent,
+                              cache_dir)
         except JobCancelled:
             stopped = "interrupted"
             break
@@ -196,7 +214,8 @@ def run_scan_job(spec: ScanSpec, *, workdir: Path, progress: ProgressFn | None =
     records = [p.record(str(p.model_dir), str(p.ensemble)) for p in points]
     summary = {"points": records, "plot": None if plot is None else str(plot),
                "stopped": stopped, "error": error, "n_points": len(grid), "method": spec.method,
-               "theory": {"dim": spec.dim, "L": spec.L}}
+               "theory": {"dim": spec.dim, "L": spec.L},
+               "free_energy_consistency": consistency(points, volume=spec.L**spec.dim)}
     return ScanJobResult("scan", summary, points=tuple(points), plot=plot, stopped=stopped,
                          n_points=len(grid))
 
@@ -205,14 +224,17 @@ def plot_scan(points: list[PointResult] | tuple[PointResult, ...], path: Path,
               reference: dict[float, Observables] | None = None) -> Path:
     """The paper's fig. 4 for this scan: (a) ESS/N, (b) κ_L − κ, (c) ⟨|M|⟩, (d) χ = V⟨M²⟩
     against κ, one line per λ; ``reference`` (κ → observables of direct sampling, at the
-    scan's λ) adds those as black squares to (c) and (d)."""
+    scan's λ) adds those as black squares to (c) and (d). Where the points carry log Z, a
+    third row: (e) f(κ), (f) Δlog Z/Δκ against −⟨∂S/∂κ⟩ (core.jobs.scan_free_energy)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharex=True)
-    (a, b), (c, d) = axes
+    with_f = any(p.free_energy for p in points)
+    fig, axes = plt.subplots(3 if with_f else 2, 2, figsize=(9, 9.8 if with_f else 6.5),
+                             sharex=True)
+    (a, b), (c, d) = axes[0], axes[1]
     for j, lam in enumerate(sorted({p.lam for p in points})):
         row = sorted((p for p in points if p.lam == lam), key=lambda p: p.kappa)
         ks = [p.kappa for p in row]
@@ -236,6 +258,8 @@ def plot_scan(points: list[PointResult] | tuple[PointResult, ...], path: Path,
     d.set(xlabel="κ", ylabel="χ = V⟨M²⟩", title="(d) χ")
     for ax in (a, b, c, d):
         ax.legend(fontsize=7)
+    if with_f:
+        plot_panels(axes[2][0], axes[2][1], points, consistency(points, reweight=False))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -280,6 +280,28 @@ COARSE_SAMPLER_HELP = (
     "super-resolving model with an even coarse_L)")
 
 
+MAX_REWEIGHT_POINTS = 16
+COARSE_TI_SAMPLES_MIN = 200
+COARSE_TI_SAMPLES_MAX = 4000
+
+
+def coarse_ti_samples(n_samples: int) -> int:
+    """Configurations per chain per Gauss–Legendre node of a sample job's coarse
+    thermodynamic integration (core.physics.mcmc.thermodynamic; 32 chains): n_samples/2
+    within [200, 4000], so that log Z_c's error stays below the fine estimate's
+    √((1/ESS − 1)/N). Measured at 8×8, λ = 0.01 (docs/free_energy.md): 1000 per chain gave
+    σ(log Z_c) ≈ 0.006 at κ_L = 0.2 and 0.015 at 0.24 in ≈ 8 CPU s; N = 4000 proposals at
+    ESS/N = 0.75 give σ ≈ 0.009."""
+    return max(COARSE_TI_SAMPLES_MIN, min(COARSE_TI_SAMPLES_MAX, n_samples // 2))
+
+
+class CouplingPoint(SpecModel):
+    """Couplings (κ, λ) to which a sample job reweights its proposals' log Z."""
+
+    kappa: float
+    lam: Annotated[float, Field(ge=0.0, description="quartic coupling λ (≥ 0)")]
+
+
 class SampleSpec(SpecModel):
     """Metropolis-corrected fine ensemble from a trained model."""
 
@@ -289,3 +311,11 @@ class SampleSpec(SpecModel):
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     device: Device = "cpu"
     coarse_sampler: CoarseSampler = Field("hmc", description=COARSE_SAMPLER_HELP)
+    log_z: bool = Field(True, description="estimate log Z and f = −log Z/V from the proposals' "
+                        "weights; a super-resolving model's log Z_c comes from thermodynamic "
+                        "integration on its coarse lattice, cached per model "
+                        "(docs/free_energy.md)")
+    reweight_to: Annotated[list[CouplingPoint], Field(
+        max_length=MAX_REWEIGHT_POINTS, description="couplings to which log Z − log Z(model) "
+        "is estimated by reweighting the same proposals (refused where the reweighted ESS/N "
+        "is too small)")] = []

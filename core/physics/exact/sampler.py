@@ -14,6 +14,8 @@
 4. Observables on the Markov chain (Γ-method, τ_int), importance-reweighted observables of
    the proposals as a cross-check, ESS/N of the proposals (eq. 12), and the ODE-consistency
    figure: max |Δ log q| between the model's solver and one with twice the steps.
+5. The proposals' log w̃ and ∂S/∂c (:class:`ProposalWeights`) for log Z = log Z_c + log ⟨w̃⟩
+   (DESIGN §10; core.physics.stats.free_energy).
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from torch import Tensor
 from core.physics.control import ProgressHook, SamplingCancelled, StopHook
 from core.physics.exact.coarse_samplers import CoarseSampler, check_coarse_sampler
 from core.physics.exact.metropolis import independence_metropolis
+from core.physics.exact.solver_shift import SolverShift, solver_shift
 from core.physics.flows.gap import measure_baseline_gap, measure_gap
 from core.physics.io.flow_files import load_flow
-from core.physics.lattice.action import action
+from core.physics.lattice.action import action, coupling_derivatives
 from core.physics.lattice.couplings import Couplings
 from core.physics.lattice.observables import Estimate, summarize
 from core.physics.mcmc.cluster import ClusterParams, run_cluster
@@ -69,6 +72,19 @@ class SampleResult:
     coarse_tau_int: float | None
     n_proposals: int
     coarse_sampler: str = "hmc"
+    proposal_weights: ProposalWeights | None = None
+    solver_shift: SolverShift | None = None
+
+
+@dataclass(frozen=True)
+class ProposalWeights:
+    """Per fresh proposal, in proposal order (float64): log w̃ = −S − log q̃ (log q̃ without
+    −log Z_c: the free energy's weight, core.physics.stats.free_energy) and ∂S/∂κ, ∂S/∂λ
+    (eq. 35), which reweight w̃ to nearby couplings: log w̃' = log w̃ − Δκ ∂S/∂κ − Δλ ∂S/∂λ."""
+
+    log_w: Tensor
+    dS_dkappa: Tensor
+    dS_dlam: Tensor
 
 
 @dataclass(frozen=True)
@@ -174,13 +190,15 @@ def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32
            device: str = "cpu", progress: ProgressHook | None = None,
            should_stop: StopHook | None = None,
            coarse_sampler: CoarseSampler = "hmc",
-           coarse_thin_taus: float = COARSE_THIN_TAUS) -> SampleResult:
+           coarse_thin_taus: float = COARSE_THIN_TAUS,
+           check_solver: bool = False) -> SampleResult:
     """Metropolis-corrected fine ensemble of ``n_samples`` from the flow in ``model_dir``.
 
     ``coarse_sampler``: "hmc" or "cluster" for the coarse configurations; ValueError
     naming it for a model that cannot use it (a baseline, an odd coarse_L:
     core.physics.exact.coarse_samplers); ``coarse_thin_taus``: its chains keep every
-    ⌈coarse_thin_taus·τ_int⌉ (COARSE_THIN_TAUS)."""
+    ⌈coarse_thin_taus·τ_int⌉ (COARSE_THIN_TAUS); ``check_solver``: also measure how far the
+    reference solver moves log ⟨w̃⟩ (core.physics.exact.solver_shift; for log Z)."""
     t0 = time.perf_counter()
     loaded = load_flow(Path(model_dir))
     check_coarse_sampler(coarse_sampler, loaded.config.kind, loaded.config.coarse_L)
@@ -211,6 +229,9 @@ def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32
     rew = summarize(props.phi.to(torch.float64), dim=config.dim, kappa=fine.kappa,
                     lam=fine.lam, log_weights=props.log_w)
     gap = ode_consistency(flow, phi_coarse, torch.Generator(device=device).manual_seed(seed + 3))
+    shift = (solver_shift(flow, phi_coarse, coarse, fine,
+                          torch.Generator(device=device).manual_seed(seed + 5))
+             if check_solver else None)
     return SampleResult(
         configs=chain, accepted=mc.accepted, log_q=mc.chain(props.log_q),
         action=mc.chain(props.action), acceptance=mc.acceptance,
@@ -218,4 +239,12 @@ def sample(model_dir: str | Path, *, n_samples: int, seed: int, chains: int = 32
         observables=obs, reweighted=rew, ode_consistency=gap,
         seconds=time.perf_counter() - t0, coarse=coarse, fine=fine, thin=thin,
         coarse_tau_int=tau, n_proposals=int(props.phi.shape[0]),
-        coarse_sampler=coarse_sampler if coarse is not None else "none")
+        coarse_sampler=coarse_sampler if coarse is not None else "none",
+        proposal_weights=weights_of(props), solver_shift=shift)
+
+
+def weights_of(props: Proposals) -> ProposalWeights:
+    """log w̃ and ∂S/∂κ, ∂S/∂λ of every proposal, float64 on the CPU."""
+    d = coupling_derivatives(props.phi.to(torch.float64))
+    return ProposalWeights(log_w=props.log_w.to(torch.float64).cpu(),
+                           dS_dkappa=d.dkappa.cpu(), dS_dlam=d.dlam.cpu())

@@ -7,7 +7,12 @@ Layout (format version 1):
 - every dataset carries attribute ``sha256``: the SHA-256 of its C-ordered little-endian
   bytes, so a tampered or corrupted payload is detected on read. Checksums cover data only:
   root attributes may be stamped later (e.g. job and model ids) without invalidating them;
-- root attributes from :class:`EnsembleMeta` (scalars typed, dicts as JSON strings).
+- root attributes from :class:`EnsembleMeta` (scalars typed, dicts as JSON strings);
+  ``free_energy`` (log Z ± error, f, caveats; DESIGN §10) is optional, so files written
+  before it existed read unchanged;
+- optional per-configuration series ``series_<name>`` and, for flow ensembles, the fresh
+  proposals' ``proposal_log_w``, ``proposal_dS_dkappa``, ``proposal_dS_dlam``
+  (core.physics.io.pyerrors_json exports them).
 
 Files are written to a temporary name in the target directory, fsynced and renamed, so the
 final path holds either the complete new file or whatever was there before.
@@ -55,6 +60,7 @@ class EnsembleMeta:
     ess: float | None = None  # ESS/N of the proposals (paper eq. 12)
     thinning: int = 1
     observables: dict[str, Any] = field(default_factory=dict)
+    free_energy: dict[str, Any] | None = None  # log Z, f and caveats (core.jobs.free_energy)
     model_id: str | None = None
     model_version: int | str | None = None
     code_version: str = __version__
@@ -110,6 +116,7 @@ _SCHEMA = {
     "ess": "float",
     "thinning": "int",
     "observables": "json",
+    "free_energy": "json",
     "model_id": "str",
     "model_version": "int|str",
     "code_version": "str",

@@ -21,8 +21,7 @@ rather than a χ² law). Each chain is also compared with the others alone: with
 σ_{−c}, ν_{−c} from the other C − 1 chains, z_c = (m_c − m̄_{−c}) / (σ_{−c}√(C/(C − 1)))
 against Student's t(ν_{−c}) at the Bonferroni level α/(4C), so that one stuck or drifting
 chain cannot hide behind the variance it adds to the pool. One pooled σ replaces the
-former per-chain Γ-method errors, which collapse on a few autocorrelated samples (issue 11:
-16 chains of 13 samples gave χ²/dof = 1.8·10⁵ on a healthy run).
+former per-chain Γ-method errors, which collapse on a few autocorrelated samples.
 
 The ensemble is inconsistent when p_F < α/2 or a chain's two-sided t tail is below
 α/(2C), so the false-alarm rate on healthy chains is at most α — measured (AR(1), 8 chains

@@ -210,7 +210,7 @@ def train(plan: TrainPlan, *, workdir: Path, progress: ProgressHook | None = Non
     if init is not None and not record_init_dir:
         init.parent = plan.init_from or ""
     problem, config = build_problem(plan, opts, gens, init)
-    problem.set_should_stop(should_stop)  # thermalisation and evaluation too (issue 12)
+    problem.set_should_stop(should_stop)  # thermalisation and evaluation too
     tcfg = TrainerConfig(steps=plan.steps, lr=plan.lr, lr_decay=plan.lr_decay,
                          max_minutes=plan.max_minutes, target_ess=plan.target_ess,
                          gap_every=opts.gap_every, gap_threshold=opts.gap_threshold,

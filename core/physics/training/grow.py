@@ -145,7 +145,7 @@ def train_grown(plan: TrainPlan, *, workdir: Path, progress: ProgressHook | None
         final = size == plan.L
         stage_dir = workdir / f"stage-L{size}"
         done = stage_dir / STAGE_FILE
-        if done.is_file():  # finished in an earlier session: skip it
+        if done.is_file():  # finished in an earlier run: skip it
             record = StageRecord(**json.loads(done.read_text()))
             records.append(record)
             spent += record.seconds

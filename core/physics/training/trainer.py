@@ -47,7 +47,7 @@ class TrainerConfig:
     gap_every: int = 10
     gap_batch: int = 16
     gap_threshold: float = 0.5
-    gap_refine_at: float | None = 0.1  # None: never refine (the first wave's behaviour)
+    gap_refine_at: float | None = 0.1  # None: never refine (the original behaviour)
     max_solver_steps: int = 64
     checkpoint_every: int = 50
     checkpoint_minutes: float = 3.0
@@ -129,7 +129,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_decay)
         self.step = 0
         self.curve: list[CurveRow] = []
-        self.elapsed = 0.0  # wall seconds of earlier sessions (resume)
+        self.elapsed = 0.0  # wall seconds of earlier runs (resume)
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -172,7 +172,7 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
         self.curve = [CurveRow(**r) for r in state["curve"]]
-        if "solver" in state:  # refined during the earlier session
+        if "solver" in state:  # refined during the earlier run
             set_solver(self.problem.flow, SolverConfig.from_dict(state["solver"]))
 
     # -- the loop ----------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def parent_kernel_size(model_dir: Path | None) -> int | None:
     tensors); None without a parent, for a parent without one (a baseline) or one that
     cannot be read (:func:`load_warm_start` reports that). A job that names no kernel takes
     its parent's, not the default for its coarse_L: a registry model trained before the
-    default changed (k = 5 at coarse_L = 8 until issue 9's k = 7) still seeds such a
+    default changed (k = 5 at coarse_L = 8 before the default became k = 7) still seeds such a
     child."""
     if model_dir is None:
         return None

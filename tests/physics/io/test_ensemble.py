@@ -168,3 +168,17 @@ def test_failed_write_leaves_no_file_and_keeps_the_old_one(
         write_ensemble(tmp_path / "old.h5", make_configs() + 1, make_meta(), extras)
     assert list(tmp_path.iterdir()) == [old.path]
     assert ens.file_sha256(old.path) == old.sha256
+
+
+def test_free_energy_attribute_is_optional(tmp_path: Path) -> None:
+    """log Z, f and the caveats ride along as one JSON attribute; files without it (all
+    written before it existed) read as before, with ``free_energy`` None."""
+    fe = {"log_z": 39.86, "error": 0.009, "f": -0.6229, "f_error": 0.00014, "trusted": False,
+          "caveats": [{"code": "low_ess", "message": "ESS/N = 0.01"}]}
+    back = read_ensemble(write(tmp_path, free_energy=fe))
+    assert back.meta.free_energy == fe
+    old = tmp_path / "old"
+    old.mkdir()
+    assert read_ensemble(write(old)).meta.free_energy is None
+    with h5py.File(write(old), "r") as f:
+        assert "free_energy" not in f.attrs
