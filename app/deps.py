@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.problems import Problem
+from app.throttle import note_bad_key
 from core.registry.accounts import resolve_caller
 from core.registry.db import session_factory
 from core.registry.keys import Caller
@@ -55,6 +56,7 @@ def get_caller(request: Request, session: SessionDep) -> Caller:
     # 40 threads waiting for 15 connections held by requests waiting for a thread)
     session.commit()
     if caller is None:
+        note_bad_key(request)  # counted against the client address (app.throttle)
         raise Problem(
             401,
             "this API key is unknown, revoked or expired: check SRFLOW_KEY / --key",
@@ -75,9 +77,12 @@ def get_optional_caller(request: Request, settings: SettingsDep) -> Caller | Non
         return None
     try:
         with session_factory(settings.db_url)() as session:
-            return resolve_caller(session, key.strip())
+            caller = resolve_caller(session, key.strip())
     except Exception:
         return None
+    if caller is None:
+        note_bad_key(request)  # a wrong key reads as anonymous here, but still counts
+    return caller
 
 
 OptionalCallerDep = Annotated[Caller | None, Depends(get_optional_caller)]

@@ -38,6 +38,41 @@ async def _body(request: Request) -> Any:
         return None
 
 
+def _not_an_object(message: str) -> Problem:
+    return Problem(422, f"body: {message}", slug="invalid-request",
+                   errors=[{"field": "body", "message": message}])
+
+
+async def job_body(request: Request, _caller: CallerDep) -> dict[str, Any]:
+    """The body of POST /v1/jobs, parsed only once the key was accepted (a route's own body
+    parameter would be parsed before its dependencies, so before the key is checked). Its
+    size and depth were bounded before anything read it (:mod:`app.body_limit`)."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _not_an_object(f"not JSON ({exc}): send a JSON object with 'Content-Type: "
+                             "application/json'") from None
+    if not isinstance(body, dict):
+        raise _not_an_object("send a JSON object with 'Content-Type: application/json' "
+                             "(kind, spec, and for train jobs model_name)")
+    return body
+
+
+def job_body_openapi(examples: dict[str, Any]) -> dict[str, Any]:
+    """The request body of POST /v1/jobs in OpenAPI (read by :func:`job_body`, not by a
+    body parameter): a JSON object, with ``examples``."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "additionalProperties": True,
+                   "required": ["kind", "spec"],
+                   "properties": {"kind": {"type": "string",
+                                           "enum": ["hmc", "train", "sample", "scan"]},
+                                  "spec": {"type": "object"},
+                                  "model_name": {"type": "string"},
+                                  "visibility": {"type": "string",
+                                                 "enum": ["private", "group", "public"]}}},
+        "examples": examples}}}}
+
+
 def request_digest(body: Any) -> str:
     """Digest of a request body: the idempotency record's and the job row's request_hash."""
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -131,5 +166,6 @@ async def job_quota(
         await run_in_threadpool(session.commit)  # hand the connection back (see get_caller)
 
 
+JobBody = Annotated[dict[str, Any], Depends(job_body)]
 IdempotencyGuard = Annotated[None, Depends(job_idempotency, scope="function")]
 QuotaGuard = Annotated[None, Depends(job_quota)]

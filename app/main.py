@@ -14,13 +14,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from app import metrics, problems
+from app import metrics, problems, shedding
+from app.body_limit import BodyLimitMiddleware
 from app.problems import problem_responses
 from app.routes import admin, ensembles, health, jobs, models, scans, sharing, uploads
+from app.throttle import AuthThrottleMiddleware
 from core import __version__
 from core.registry import jobs as job_rows
 from core.registry.db import session_factory, upgrade
-from core.registry.keys import bootstrap_admin_key
+from core.registry.keys import bootstrap_admin_key, weak_admin_key
 from core.settings import Settings, get_settings
 from worker.celery_app import TASK_NAME, make_celery
 from worker.resilience import fail_memory_risks
@@ -29,7 +31,7 @@ log = logging.getLogger("srflow.api")
 
 
 def _reap_once(app: FastAPI) -> None:
-    """Re-send running jobs whose heartbeat went stale (a worker died); see issue 6."""
+    """Re-send running jobs whose heartbeat went stale (a worker died)."""
     settings: Settings = app.state.settings
     with session_factory(settings.db_url)() as s:
         fail_memory_risks(s, settings)  # an OOM kill would recur: fail, naming memory
@@ -51,6 +53,7 @@ async def _reaper(app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    shedding.size_threads(settings.api_threads)  # requests queue for the pool, not threads
     await run_in_threadpool(upgrade, settings.db_url)
     if settings.admin_key is not None:
         await run_in_threadpool(bootstrap_admin_key, settings.db_url,
@@ -65,7 +68,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API. A weak ``SRFLOW_ADMIN_KEY`` stops it here, with one line saying why and
+    how to make a strong one (SystemExit: uvicorn prints it and exits)."""
     settings = settings or get_settings()
+    if settings.admin_key is not None:
+        weak = weak_admin_key(settings.admin_key.get_secret_value())
+        if weak is not None:
+            raise SystemExit(weak)
     app = FastAPI(
         title="srflow",
         version=__version__,
@@ -75,10 +84,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.celery = make_celery(settings)
     problems.install(app)
+    shedding.install(app)  # 503 + Retry-After when the database pool is exhausted
+    # bodies are bounded before any route (or key check) reads them, and an address that
+    # failed too often is answered before its body is read; metrics, installed after,
+    # wraps everything and times these answers too
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AuthThrottleMiddleware, burst=settings.auth_failures_burst,
+                       per_minute=settings.auth_failures_per_minute)
     metrics.install(app, settings)  # GET /metrics (Prometheus, no key)
     for module in (health, jobs, scans, models, uploads, ensembles, sharing, admin):
         app.include_router(module.router, prefix="/v1", responses=problem_responses())
-    from app import ui  # the dashboard at /ui (issue 13): pages over this same API
+    from app import ui  # the dashboard at /ui: pages over this same API
 
     ui.install(app)
     return app

@@ -3,8 +3,9 @@
 Series (all prefixed ``srflow_``):
 
 - ``http_request_duration_seconds{method, route, status}``: a histogram per route
-  *template* (``/v1/jobs/{job_id}``; ``<unmatched>`` for paths no route knows, so random
-  URLs cannot blow up the label set). For ``…/events`` it is the stream's lifetime.
+  *template* (``/v1/jobs/{job_id}``; ``<unmatched>`` for paths no route knows) and HTTP
+  method (``other`` for any other method string), so random URLs and methods cannot blow
+  up the label set. For ``…/events`` it is the stream's lifetime.
 - ``jobs{kind, state}``: job rows in the registry.
 - ``queue_depth{queue}``: messages waiting in the broker's ``cpu``/``gpu`` queue
   (Redis: the list lengths; embedded: the filesystem transport's message files).
@@ -58,6 +59,8 @@ QUEUES = ("cpu", "gpu")
 KINDS = ("hmc", "train", "sample")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 UNMATCHED = "<unmatched>"
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+OTHER = "other"
 
 
 class LatencyMiddleware:
@@ -83,8 +86,16 @@ class LatencyMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.histogram.labels(scope.get("method", ""), route_template(scope),
+            self.histogram.labels(method_label(scope), route_template(scope),
                                   str(status)).observe(time.perf_counter() - t0)
+
+
+def method_label(scope: Scope) -> str:
+    """The request method if it is one of HTTP's, else ``other``: the method is whatever
+    string a client sends, and each label value is a series for as long as the process
+    lives (/metrics answers without a key)."""
+    method = str(scope.get("method", ""))
+    return method if method in METHODS else OTHER
 
 
 def route_template(scope: Scope) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from core.registry import catalog
 from core.registry.keys import Caller
 from core.registry.models import FINAL_STATES, Job
-from core.registry.redact import redact
+from core.registry.redact import redact, redact_paths
 
 # google.rpc.Code values used in Operation.error
 CODE = {"failed": 13, "cancelled": 1}
@@ -38,8 +38,12 @@ class OperationList(BaseModel):
 
 
 def rfc3339(value: datetime | None) -> str | None:
-    """A UTC timestamp as RFC 3339 with a Z (``2026-12-07T05:47:22Z``), or None."""
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    """A timestamp as RFC 3339 in UTC with a Z (``2026-12-07T05:47:22Z``), or None."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def to_operation(job: Job) -> Operation:
@@ -91,24 +95,45 @@ REDACTED_MODEL: dict[str, Any] = {"name": None, "version": None, "redacted": Tru
 
 def with_links(result: dict[str, Any]) -> dict[str, Any]:
     """A job's result with the URLs of its outputs: ``ensemble.url`` (metadata),
-    ``ensemble.download`` (HDF5) and ``model.ref`` / ``model.url`` (issue 12: a newcomer
-    should not need the docs to learn where the outputs are)."""
+    ``ensemble.download`` (HDF5) and ``model.ref`` / ``model.url``."""
     out = dict(result)
     ens = out.get("ensemble")
+    ensemble_id = None
     if isinstance(ens, dict) and ens.get("id"):
+        ensemble_id = str(ens["id"])
         out["ensemble"] = {**ens, "url": f"/v1/ensembles/{ens['id']}",
                            "download": f"/v1/ensembles/{ens['id']}/download"}
     model = out.get("model")
+    model_ref = None
     if isinstance(model, dict) and model.get("name") and model.get("version") is not None:
         out["model"] = {**model, **model_link(str(model["name"]), int(model["version"]))}
+        model_ref = out["model"]["ref"]
+    if isinstance(out.get("summary"), dict):
+        out["summary"] = public_summary(out["summary"], ensemble_id, model_ref)
     return out
+
+
+def public_summary(summary: dict[str, Any], ensemble_id: str | None,
+                   model_ref: str | None) -> dict[str, Any]:
+    """A job's or an ensemble's summary without server paths: the jobs name their outputs
+    by work path (``out``: the ensemble file, ``model``: the flow's directory), which
+    become the registry's references (the ensemble id, ``NAME/VERSION``); any other
+    absolute path in it (an error text) is shortened to ``.../NAME``."""
+    shown: dict[str, Any] = redact_paths(summary)
+    if "out" in shown:
+        shown["out"] = ensemble_id
+    if isinstance(shown.get("model"), str):
+        shown["model"] = model_ref
+    return shown
 
 
 def redact_sources(op: Operation, session: Any, caller: Caller) -> Operation:
     """The operation as ``caller`` may see it: a model version the caller cannot see (a
     sample job's source, a train job's output whose visibility was narrowed) is replaced
-    by ``REDACTED_MODEL``, and so is a sample spec's ``model`` reference. The job's owner
-    and admins see it unredacted."""
+    by ``REDACTED_MODEL``, and so is a sample spec's ``model`` reference; the ensemble's
+    ``sha256``/``size`` then read null (that caller downloads a copy without the model's
+    name: GET /v1/ensembles/{id} gives its digest). The job's owner and admins see it
+    unredacted."""
     if caller.is_admin or op.metadata.get("owner") == caller.user:
         return op
     model = (op.response or {}).get("model")
@@ -116,6 +141,12 @@ def redact_sources(op: Operation, session: Any, caller: Caller) -> Operation:
         if catalog.get_version(session, str(model["name"]), int(model["version"]),
                                caller) is None:
             op.response = {**(op.response or {}), "model": REDACTED_MODEL}
+            summary = op.response.get("summary")
+            if isinstance(summary, dict) and isinstance(summary.get("model"), str):
+                op.response["summary"] = {**summary, "model": None}
+            ens = op.response.get("ensemble")
+            if isinstance(ens, dict):  # this caller downloads a copy without the model's
+                op.response["ensemble"] = {**ens, "sha256": None, "size": None}  # name
     spec = op.metadata.get("spec")
     if op.metadata.get("kind") == "sample" and isinstance(spec, dict) and spec.get("model"):
         if catalog.resolve(session, str(spec["model"]), caller) is None:

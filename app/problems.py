@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 TITLES = {
@@ -84,6 +85,11 @@ def problem_response(request: Request, p: Problem) -> JSONResponse:
     if p.errors:
         body["errors"] = p.errors
     return JSONResponse(body, status_code=p.status, media_type=PROBLEM_JSON, headers=p.headers)
+
+
+async def send_problem(scope: Scope, receive: Receive, send: Send, p: Problem) -> None:
+    """Answer with a problem document from ASGI middleware, before any route runs."""
+    await problem_response(Request(scope), p)(scope, receive, send)
 
 
 _FIELD_IN_MSG = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")

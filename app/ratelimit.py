@@ -1,11 +1,13 @@
-"""Per-key rate limits (issue 10): a small in-process token bucket per API key and scope.
+"""Per-user rate limits: a small in-process token bucket per user and scope.
 
 A bucket holds at most ``burst`` tokens and refills at ``per_minute / 60`` tokens a
 second; each request takes one, and an empty bucket answers 429 problem+json with
 ``Retry-After`` (whole seconds until a token is back). Buckets live on the app's state,
-so they are per API process: with N uvicorn workers a key gets N times the rate (a soft
-limit, like the quotas). Settings: ``rate_jobs_per_minute``/``rate_jobs_burst`` for
-``POST /v1/jobs``, ``rate_uploads_per_minute``/``rate_uploads_burst`` for uploads.
+so they are per API process: with N uvicorn workers a user gets N times the rate (a soft
+limit, like the quotas). The bucket is the user's, not the key's: a user may mint keys,
+and a fresh key must not come with a fresh bucket. Settings: ``rate_jobs_per_minute``/
+``rate_jobs_burst`` for ``POST /v1/jobs``, ``rate_uploads_per_minute``/
+``rate_uploads_burst`` for uploads.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class Bucket:
 
 @dataclass
 class Limiter:
-    """Token buckets keyed by (scope, key id)."""
+    """Token buckets keyed by (scope, user)."""
 
     buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,20 +70,20 @@ def _check(request: Request, scope: str, key: str, per_minute: float, burst: int
     wait = _limiter(request).take(scope, key, per_minute, burst)
     if wait > 0.0:
         retry = max(1, math.ceil(wait))
-        raise Problem(429, f"too many {what} with this key: the limit is {per_minute:g} a "
+        raise Problem(429, f"too many {what} by this user: the limit is {per_minute:g} a "
                       f"minute (bursts of {burst}); retry in {retry} s",
                       slug="rate-limited", headers={"Retry-After": str(retry)})
 
 
 def job_rate_limit(request: Request, settings: SettingsDep, caller: CallerDep) -> None:
-    """``POST /v1/jobs``: ``rate_jobs_per_minute`` per key, bursts of ``rate_jobs_burst``."""
-    _check(request, "jobs", caller.prefix or caller.user, settings.rate_jobs_per_minute,
+    """``POST /v1/jobs``: ``rate_jobs_per_minute`` per user, bursts of ``rate_jobs_burst``."""
+    _check(request, "jobs", caller.user, settings.rate_jobs_per_minute,
            settings.rate_jobs_burst, "job submissions")
 
 
 def upload_rate_limit(request: Request, settings: SettingsDep, caller: CallerDep) -> None:
-    """Uploads: ``rate_uploads_per_minute`` per key, bursts of ``rate_uploads_burst``."""
-    _check(request, "uploads", caller.prefix or caller.user,
+    """Uploads: ``rate_uploads_per_minute`` per user, bursts of ``rate_uploads_burst``."""
+    _check(request, "uploads", caller.user,
            settings.rate_uploads_per_minute, settings.rate_uploads_burst, "uploads")
 
 

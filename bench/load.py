@@ -1,6 +1,7 @@
-"""Load test of the srflow API (issue 12): N concurrent asyncio httpx clients for T seconds.
+"""Load test of the srflow API: N concurrent asyncio httpx clients for T seconds.
 
     python bench/load.py --deployment redis --clients 500 --seconds 60
+    python bench/load.py --deployment redis --database postgresql --uvicorn-workers 4
     python bench/load.py --deployment embedded --clients 500 --seconds 60 --json out.json
 
 Starts a throw-away deployment on loopback (``bench/load_stack.py``), makes ``USERS`` keys
@@ -240,6 +241,8 @@ def run_load(stack: Stack, clients: int, seconds: float, submit_rate: float,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--deployment", choices=("redis", "embedded"), default="redis")
+    p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                   help="the registry (postgresql: a throw-away server, scripts/pg-test-server)")
     p.add_argument("--clients", type=int, default=500)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--submit-rate", type=float, default=0.2, help="new jobs a second, in all")
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.clients <= 2000 and 0 < args.seconds <= 600):
         p.error("bounded: 1..2000 clients, up to 600 s")
     with deployment(args.deployment, args.uvicorn_workers, args.celery_workers,
-                    keep=args.keep) as stack:
+                    keep=args.keep, database=args.database) as stack:
         summary = run_load(stack, args.clients, args.seconds, args.submit_rate, args.drain)
     print(summary["table"])
     print(json.dumps({k: v for k, v in summary.items() if k not in ("table", "metrics")},

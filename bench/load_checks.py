@@ -194,7 +194,8 @@ def summarize(stack: Any, outcomes: list[Outcome], wall: float, check: RegistryC
     wrong = [f"{o.route}: {o.error}" for o in outcomes if o.error is not None]
     requests, jobs, excerpt = _metrics(scrapes)
     table = "\n".join([
-        f"{stack.kind}: {clients} clients, {seconds:.0f} s, {len(outcomes)} requests, "
+        f"{stack.kind} ({stack.database}, {stack.uvicorn_workers} API processes): {clients} "
+        f"clients, {seconds:.0f} s, {len(outcomes)} requests, "
         f"{len(outcomes) / wall:.0f} req/s, {five} responses >= 500, {transport} transport "
         f"errors, {cut_off} clients cut off at the deadline; load average after {_loadavg()}",
         "| route | n | p50 ms | p95 ms | p99 ms | statuses | wrong |",
@@ -202,7 +203,8 @@ def summarize(stack: Any, outcomes: list[Outcome], wall: float, check: RegistryC
     ok = (five == 0 and not wrong and cut_off == 0 and not check.lost and not check.duplicate_acks
           and not check.duplicate_rows and not check.failed
           and any(k.startswith("GET /v1/jobs") for k in requests) and bool(jobs))
-    return {"ok": ok, "deployment": stack.kind, "uvicorn_workers": stack.uvicorn_workers,
+    return {"ok": ok, "deployment": stack.kind, "database": stack.database,
+            "uvicorn_workers": stack.uvicorn_workers,
             "celery_workers": stack.celery_workers, "clients": clients, "seconds": seconds,
             "requests": len(outcomes), "throughput_rps": round(len(outcomes) / wall, 1),
             "responses_5xx": five, "transport_errors": transport, "cut_off": cut_off,

@@ -1,8 +1,11 @@
 """Throw-away srflow deployments on loopback for ``bench/load.py`` and its test.
 
-- ``redis``: a redis-server, ``uvicorn --workers N`` (Prometheus multiprocess mode: a fresh
-  ``PROMETHEUS_MULTIPROC_DIR``) and ``celery_workers`` Celery workers (``-c 1``,
-  max-tasks-per-child 1, queues cpu,gpu), sharing one data directory (SQLite registry);
+- ``redis``: a redis-server, the API as ``srflow serve --workers N`` runs it (uvicorn with
+  N processes, Prometheus multiprocess mode: a fresh ``PROMETHEUS_MULTIPROC_DIR``) and
+  ``celery_workers`` Celery workers (``-c 1``, max-tasks-per-child 1, queues cpu,gpu),
+  sharing one data directory; the registry on SQLite, or (``database="postgresql"``) on a
+  throw-away PostgreSQL server (scripts/pg-test-server) with each process's pool as
+  core/settings.py sizes it;
 - ``embedded``: ``srflow serve`` with no broker (filesystem transport, one uvicorn process,
   one embedded worker).
 
@@ -41,6 +44,7 @@ class Stack:
     db_url: str
     uvicorn_workers: int
     celery_workers: int
+    database: str = "sqlite"
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
     start_seconds: float = 0.0
@@ -95,30 +99,51 @@ def _workers_ready(url: str, need: int) -> bool:
     return r.status_code == 200 and r.json()["workers"]["count"] >= need
 
 
+def _postgres(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> str:
+    """A throw-away PostgreSQL server (scripts/pg-test-server): its URL. The server stops
+    once the placeholder process it outlives (appended to ``procs``) is stopped."""
+    owner = subprocess.Popen(["sleep", "infinity"], start_new_session=True)
+    procs.append(owner)
+    out = subprocess.run([str(ROOT / "scripts" / "pg-test-server"), str(owner.pid)], cwd=ROOT,
+                         check=True, capture_output=True, text=True)
+    (tmp / "postgres.log").write_text(out.stderr)
+    return out.stdout.strip().split("=", 1)[1]
+
+
 def _env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SRFLOW_", "PROMETHEUS_"))}
     env.update(SRFLOW_DATA_DIR=str(data_dir), SRFLOW_ADMIN_KEY=ADMIN_KEY,
-               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               # every client shares one address and some send unknown keys on purpose:
+               # the per-address sign-in throttle would answer everyone 429 (app/throttle.py)
+               SRFLOW_AUTH_FAILURES_BURST="1000000")
     return env
 
 
 @contextmanager
 def deployment(kind: str, uvicorn_workers: int = 3, celery_workers: int = 2,
-               start_timeout: float = 120.0, keep: bool = False) -> Iterator[Stack]:
+               start_timeout: float = 120.0, keep: bool = False,
+               database: str = "sqlite") -> Iterator[Stack]:
     """Start the ``redis`` or ``embedded`` deployment; yield it once healthy. ``keep``:
-    leave the data directory and logs behind (their path is printed)."""
+    leave the data directory and logs behind (their path is printed). ``database``:
+    sqlite or postgresql (the registry)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"srflow-load-{kind}-"))
     data = tmp / "data"
     data.mkdir()
     env = _env(data)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    from cli.service import api_command
     from core.settings import Settings
 
-    db_url = Settings(data_dir=data).db_url
-    stack = Stack(kind, url, data, db_url, 1, 1)
+    if database not in ("sqlite", "postgresql"):
+        raise ValueError(f"database {database!r}: use sqlite or postgresql")
+    stack = Stack(kind, url, data, Settings(data_dir=data).db_url, 1, 1, database)
     try:
+        if database == "postgresql":
+            stack.db_url = _postgres(tmp, stack.procs)
+            env["SRFLOW_DATABASE_URL"] = stack.db_url
         if kind == "embedded":
             log = tmp / "serve.log"
             stack.logs.append(log)
@@ -149,12 +174,9 @@ def deployment(kind: str, uvicorn_workers: int = 3, celery_workers: int = 2,
                     env, log))
             log = tmp / "api.log"
             stack.logs.append(log)
-            stack.procs.append(_spawn(
-                [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
-                 "--host", "127.0.0.1", "--port", str(port), "--workers",
-                 str(uvicorn_workers), "--log-level", "info", "--no-access-log",
-                 "--backlog", "4096"],
-                api_env, log))
+            api = api_command("127.0.0.1", port, uvicorn_workers, "info")  # srflow serve's
+            stack.procs.append(_spawn([*api, "--no-access-log", "--backlog", "4096"],
+                                      api_env, log))
         else:
             raise ValueError(f"deployment {kind!r}: use redis or embedded")
         t0 = time.monotonic()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 
 from cli.admin_verbs import add_admin_verbs
 from cli.client_verbs import add_client_verbs
+from cli.readiness import add_probe_verb, wait_for_dependencies
 from core.settings import Settings, get_settings
 
 
@@ -67,12 +69,16 @@ def _first_key(settings: Settings) -> None:
     (mode 0600), never to stderr: a container's logs are read by more people than its data
     volume. Only the file's path is printed."""
     from core.registry.db import session_scope, upgrade
-    from core.registry.keys import any_key, create_key, ensure_key
+    from core.registry.keys import WeakAdminKey, any_key, create_key, ensure_key
 
     upgrade(settings.db_url)
     if settings.admin_key is not None:
-        with session_scope(settings.db_url) as s:
-            works = ensure_key(s, settings.admin_key.get_secret_value())
+        try:
+            with session_scope(settings.db_url) as s:
+                works = ensure_key(s, settings.admin_key.get_secret_value())
+        except WeakAdminKey as exc:  # refused before anything is stored: one line, exit 2
+            print(str(exc), file=sys.stderr)
+            raise SystemExit(2) from None
         print("srflow: SRFLOW_ADMIN_KEY is a working admin key" if works else
               "srflow: SRFLOW_ADMIN_KEY was revoked (it stays revoked); set a new one",
               file=sys.stderr)
@@ -115,23 +121,54 @@ def broker_persistence_warning(url: str) -> str | None:
             "(docker-compose.yml does)")
 
 
+def api_command(host: str, port: int, workers: int, loglevel: str) -> list[str]:
+    """uvicorn serving the API's factory; ``workers`` > 1: that many processes sharing the
+    socket (sessions, rate limits and jobs live in the database, so any process serves any
+    request)."""
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", api_factory(), "--host", host,
+           "--port", str(port), "--log-level", loglevel.lower()]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    return cmd
+
+
+def _metrics_env(settings: Settings, workers: int, port: int) -> dict[str, str]:
+    """Several API processes: Prometheus' multiprocess mode in a directory of this server's
+    own, wiped at each start (app/metrics.py), unless PROMETHEUS_MULTIPROC_DIR is set."""
+    if workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return {}
+    folder = settings.root / f"prometheus-{port}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_for(args)
+    if args.workers < 1:
+        raise SystemExit("srflow: error: --workers must be at least 1")
     settings.root.mkdir(parents=True, exist_ok=True)
+    wait_for_dependencies(settings)
     _first_key(settings)
+    from core.registry.db import engine_for
+
+    engine_for(settings.db_url).dispose()  # this process serves nothing: no idle connection
     warning = broker_persistence_warning(settings.broker_url or "")
     if warning:
         print(warning, file=sys.stderr)
-    env = dict(os.environ, SRFLOW_DATA_DIR=str(settings.root))
+    env = dict(os.environ, SRFLOW_DATA_DIR=str(settings.root),
+               **_metrics_env(settings, args.workers, args.port))
     procs: list[subprocess.Popen[bytes]] = []
     if settings.embedded:
         procs.append(subprocess.Popen(
             worker_command("cpu,gpu", 1, "embedded@%h", args.loglevel, True), env=env))
-    api = [sys.executable, "-m", "uvicorn", "--factory", api_factory(), "--host", args.host,
-           "--port", str(args.port), "--log-level", args.loglevel.lower()]
-    procs.append(subprocess.Popen(api, env=env))
+    procs.append(subprocess.Popen(api_command(args.host, args.port, args.workers,
+                                              args.loglevel), env=env))
     url = f"http://{args.host}:{args.port}"
     mode = "embedded (filesystem broker, SQLite)" if settings.embedded else "API only"
+    if args.workers > 1:
+        mode += f", {args.workers} API processes"
     print(f"srflow: serving {url} ({mode}); data in {settings.root}; docs at {url}/docs",
           file=sys.stderr)
     print(f"srflow: export SRFLOW_URL={url} SRFLOW_KEY=<key>", file=sys.stderr)
@@ -159,6 +196,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings_for(args)
+    wait_for_dependencies(settings)
     cmd = worker_command(args.queues, args.concurrency, args.hostname, args.loglevel,
                          settings.embedded)
     os.execv(sys.executable, cmd)  # the worker replaces this process (signals go to it)
@@ -196,6 +234,8 @@ def register(subparsers: Any) -> None:
                               "SRFLOW_BROKER_URL, an embedded worker)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="API processes (uvicorn --workers); "
+                   "each keeps its own database pool: see docs/deployment.md")
     p.set_defaults(handler=cmd_serve)
 
     p = subparsers.add_parser("worker", parents=[common], help="run a Celery worker; on a GPU "
@@ -214,9 +254,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--expires-days", type=float, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_create_key)
-    add_admin_verbs(admin, common)  # groups, users, keys (issue 6)
+    add_admin_verbs(admin, common)  # groups, users, keys
 
     add_client_verbs(subparsers)
+    add_probe_verb(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,7 +177,7 @@ class SrflowClient:
                 raise TimeoutError(f"job {job_id_of(job)} not done after {timeout} s")
             time.sleep(poll)
 
-    # scans (issue 11)
+    # scans
     def scan(self, kappa: list[float], *, L: int, lam: float | list[float] = 0.01,
              dim: int = 2, method: str = "ir", **spec: Any) -> dict[str, Any]:
         """Submit a scan job (other ScanSpec fields as keywords); returns the operation."""
@@ -229,6 +229,14 @@ class SrflowClient:
     # ensembles
     def ensemble(self, ensemble_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/ensembles/{ensemble_id}")  # type: ignore
+
+    def download_pyerrors(self, ensemble_id: str, dest: Path) -> Download:
+        """The ensemble's per-configuration series as gzipped pyerrors JSON → ``dest``
+        (converted by the server; ``pyerrors.input.json.load_json(dest)`` reads it)."""
+        r = self._check(self.http.get(f"/v1/ensembles/{ensemble_id}/pyerrors"))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(r.content)
+        return Download(dest, hashlib.sha256(r.content).hexdigest(), len(r.content))
 
     def download_ensemble(self, ensemble_id: str, dest: Path) -> Download:
         """HDF5 → ``dest``, resuming a ``.part`` file with a Range request; the sha256 of

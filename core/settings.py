@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     max_n_samples: int = Field(1_000_000, ge=1)
     max_page_size: int = Field(200, ge=1)
 
-    # fault tolerance (DESIGN.md section 8; issue 6)
+    # fault tolerance (DESIGN.md section 8)
     progress_interval_s: float = Field(1.0, ge=0.0, description="min seconds between DB writes")
     heartbeat_timeout_s: float = Field(900.0, gt=0.0, description="running job presumed lost")
     visibility_timeout_s: int = Field(7 * 24 * 3600, gt=0, description="> the longest job")
@@ -40,14 +40,15 @@ class Settings(BaseSettings):
     soft_time_limit_s: float | None = Field(
         None, gt=0.0, description="a running job checkpoints and is re-queued after this long")
 
-    # sharing (issue 6): uploads and per-group quotas (a group row may override the quotas)
+    # sharing: uploads and per-group quotas (a group row may override the quotas)
     max_upload_bytes: int = Field(512 * 2**20, ge=1, description="POST /v1/models body limit")
     max_queued_jobs: int = Field(100, ge=1, description="queued + running jobs per group")
     max_sample_volume: int = Field(
         2**34, ge=1, description="lattice sites one job generates: hmc (n_samples + chains·"
-        "(n_therm + pilot))·L^d, sample n_samples·L^d, train (batch·steps + eval)·L^d")
+        "(n_therm + pilot))·L^d, sample n_samples·L^d, train (batch·steps + eval)·L^d "
+        "+ (ir) langevin_therm·batch·coarse_L^d per grow stage")
 
-    # job budgets (issue 10): memory against a worker, wall time, lost workers
+    # job budgets: memory against a worker, wall time, lost workers
     worker_memory_bytes: int = Field(16 * 2**30, ge=2**20,
                                      description="memory one job may use on a worker")
     oom_risk_fraction: float = Field(
@@ -57,14 +58,44 @@ class Settings(BaseSettings):
         48 * 3600.0, gt=0.0, description="wall time of one job attempt: the default and the "
         "largest hmc max_seconds / train max_minutes; a job running longer is failed")
 
-    # abuse resistance (issue 10): per-key rate limits and event streams
-    rate_jobs_per_minute: float = Field(60.0, gt=0.0, description="POST /v1/jobs per key")
+    # abuse resistance: per-user rate limits and event streams (per user, not
+    # per key: a fresh key would reset them), request bodies, keys, failed sign-ins
+    rate_jobs_per_minute: float = Field(60.0, gt=0.0, description="POST /v1/jobs per user")
     rate_jobs_burst: int = Field(60, ge=1, description="submissions allowed at once")
-    rate_uploads_per_minute: float = Field(12.0, gt=0.0, description="uploads per key")
+    rate_uploads_per_minute: float = Field(12.0, gt=0.0, description="uploads per user")
     rate_uploads_burst: int = Field(6, ge=1, description="uploads allowed at once")
-    max_streams_per_key: int = Field(8, ge=1, description="concurrent /events streams per key")
+    max_streams_per_user: int = Field(8, ge=1,
+                                      description="concurrent /events streams per user")
     sse_key_recheck_s: float = Field(30.0, gt=0.0,
                                      description="an event stream re-checks its key this often")
+    max_request_bytes: int = Field(
+        2**20, ge=1024, description="body of any request but an upload (POST /v1/models, "
+        "max_upload_bytes): 413 beyond, before the key is checked or the body parsed")
+    max_keys_per_user: int = Field(
+        10, ge=1, description="active (unrevoked, unexpired) keys a non-admin may hold: "
+        "issuing one more answers 409")
+    auth_failures_burst: int = Field(
+        20, ge=1, description="failed sign-ins / unknown API keys one client address may "
+        "send at once; then 429 with Retry-After until some are forgiven")
+    auth_failures_per_minute: float = Field(
+        6.0, gt=0.0, description="failed attempts forgiven per minute and address")
+
+    # deployment: database pool per process, waiting for dependencies (docs/deployment.md)
+    db_pool_size: int = Field(
+        10, ge=1, description="PostgreSQL connections each process keeps; keep (API processes "
+        "+ worker processes) × (db_pool_size + db_max_overflow) ≤ max_connections − 3")
+    db_max_overflow: int = Field(10, ge=0, description="extra connections a process may open "
+                                 "under load, closed when returned")
+    db_pool_timeout_s: float = Field(
+        10.0, gt=0.0, description="a request waits this long for a pooled connection, then is "
+        "answered 503 with Retry-After (shed, not queued until the client times out)")
+    api_threads: int = Field(
+        512, ge=1, description="worker threads of each API process (blocking work: queries, "
+        "file reads); at least the requests one process has in flight, so a request holding a "
+        "pooled connection always gets a thread for its next step")
+    startup_wait_s: float = Field(
+        120.0, ge=0.0, description="serve and worker wait this long for the database and the "
+        "broker to accept connections before they give up")
 
     # client side (srflow submit/status/...)
     url: str = Field("http://127.0.0.1:8000", description="server for the client verbs")

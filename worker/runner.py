@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from core.jobs.protocol import JobCancelled
 from pydantic import TypeAdapter
 
+from core.jobs.protocol import JobCancelled
 from core.jobs.request import JobRequest
 from core.registry import catalog, jobs
 from core.registry.db import session_factory
@@ -132,6 +132,7 @@ def execute(job_id: str, settings: Settings, *, token: str, hostname: str) -> st
                 progress=mon.progress,
                 should_stop=stop,
                 model_resolver=_resolver(settings, caller, workdir, used),
+                cache_dir=settings.root / "cache",  # log Z_c per coarse theory
             )
     except JobCancelled:
         if stop.timed_out and not cancel_requested(settings, job_id):

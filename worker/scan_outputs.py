@@ -3,7 +3,8 @@ ensemble, the fig. 4 plot as an artifact, and the scan record as the job's resul
 
 Each point is registered "as usual": it gets two finished child job rows —
 ``<scan id>.pNN.train`` (its model version, named like any train job's default,
-``GROUP.METHOD-dD-LL-kκ-lλ``) and ``<scan id>.pNN.sample`` (its ensemble, whose id is that
+``GROUP.METHOD-dD-LL-kκ-lλ``, or ``GROUP.OWNER.…`` when another member holds that name
+where the owner may not add to it) and ``<scan id>.pNN.sample`` (its ensemble, whose id is that
 job's id) — so ``GET /v1/jobs/{child}``, the model card and the ensemble all name where
 they came from. Everything, including the scan row's final state, is one transaction,
 conditional on this attempt still owning the scan: a superseded attempt registers nothing.
@@ -12,6 +13,7 @@ A cancelled or interrupted scan keeps (registers) the points it finished.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -21,7 +23,6 @@ from core.jobs.scan_spec import ScanSpec
 from core.registry import catalog, jobs
 from core.registry.db import session_factory
 from core.registry.models import Job, utcnow
-from core.registry.naming import default_model_name
 from core.registry.store import ArtifactStore
 from core.settings import Settings
 from worker.finish import cancel_requested, clean_json, finish_plain, time_limit_error
@@ -33,6 +34,18 @@ MODEL_FILES = ("model.safetensors", "config.json", "metrics.json")
 
 def plot_url(job_id: str) -> str:
     return f"/v1/jobs/{job_id}/plot"
+
+
+def name_parent(config: Path, parent_ref: str | None) -> None:
+    """A warm-started point's flow records its parent by the work directory it was read
+    from; the registered config.json names the parent's registry reference instead (no
+    server path in what members download)."""
+    if not config.is_file():
+        return
+    data = json.loads(config.read_text())
+    if isinstance(data, dict) and data.get("parent") and data["parent"] != parent_ref:
+        data["parent"] = parent_ref
+        config.write_text(json.dumps(data, indent=2))
 
 
 def _child(scan: Job, suffix: str, kind: str, spec: dict[str, Any]) -> Job:
@@ -91,12 +104,13 @@ def register_scan(settings: Settings, job_id: str, token: str, result: Any, wall
             s.add_all([train_job, sample_job])
             s.flush()
             mdir = Path(point.model_dir)
+            name_parent(mdir / "config.json", parent_ref)
             files = {n: store.put_file(mdir / n) for n in MODEL_FILES if (mdir / n).is_file()}
             summary = clean_json({"ess": point.train_ess, "couplings": point.couplings,
                                   "seconds": point.train_seconds})
             fields = {**model_fields(train_job, mdir, summary, point.train_seconds),
                       "parent": parent_ref}
-            name = default_model_name(tspec, scan.group)
+            name = catalog.default_name_for(s, train_job)  # GROUP.theory, or GROUP.OWNER.…
             mv = catalog.register_model_version(s, name=name, job=train_job, files=files,
                                                 fields=fields)
             ref = f"{name}/{mv.version}"
@@ -108,7 +122,9 @@ def register_scan(settings: Settings, job_id: str, token: str, result: Any, wall
             ens_summary = clean_json({"theory": {"dim": spec.dim, "L": spec.L,
                                                  "kappa": point.kappa, "lam": point.lam},
                                       "acceptance": point.acceptance, "ess": point.ess,
-                                      "observables": point.observables})
+                                      "observables": point.observables,
+                                      "free_energy": point.free_energy,
+                                      "dS_dkappa": point.dS_dkappa})
             efields = ensemble_fields(sample_job, store.path(blob.sha256), ens_summary, mv)
             catalog.register_ensemble(s, job=sample_job, blob=blob, fields=efields,
                                       ensemble_id=sample_job.id)

@@ -1,8 +1,9 @@
 """/v1/groups, /v1/users, /v1/keys: accounts (admins), and a user's own keys.
 
 A key is returned once, at creation; afterwards its ``prefix`` names it (listing,
-revocation). Keys may expire (``expires_at`` or ``expires_in_days``); a key issued here
-expires no later than the key that asked for it (docs/sharing.md).
+revocation). Keys may expire (``expires_at`` with a time zone, or ``expires_in_days``); a
+key issued here expires no later than the key that asked for it, is revoked with it, and
+a non-admin holds at most ``max_keys_per_user`` active keys (docs/sharing.md).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
-from app.deps import CallerDep, SessionDep
+from app.deps import CallerDep, SessionDep, SettingsDep
 from app.operations import rfc3339
 from app.problems import Problem
+from app.responses import GroupList, GroupOut, NewKeyOut, UserOut
 from core.registry import accounts
 from core.registry.keys import Caller
 from core.registry.models import Group, User, utcnow
@@ -40,8 +42,17 @@ class UserBody(BaseModel):
 
 class KeyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    expires_at: datetime | None = None
+    expires_at: datetime | None = Field(None, description="RFC 3339 with a time zone, e.g. "
+                                        "2030-01-01T00:00:00Z")
     expires_in_days: Annotated[float | None, Field(gt=0, le=36500)] = None  # < overflow
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"expires_at={value.isoformat()!r} has no time zone: add one, "
+                             f"e.g. {value.replace(microsecond=0).isoformat()}Z or +00:00")
+        return value
 
 
 def _admin_only(caller: Caller, what: str) -> None:
@@ -58,7 +69,8 @@ def _group_dict(g: Group) -> dict[str, Any]:
             "max_sample_volume": g.max_sample_volume, "create_time": rfc3339(g.create_time)}
 
 
-@router.post("/groups", status_code=201, summary="Create a group (admin)")
+@router.post("/groups", status_code=201, summary="Create a group (admin)",
+             response_model=GroupOut)
 def create_group(body: GroupBody, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     _admin_only(caller, "create groups")
     try:
@@ -70,7 +82,8 @@ def create_group(body: GroupBody, session: SessionDep, caller: CallerDep) -> dic
     return _group_dict(g)
 
 
-@router.get("/groups", summary="Groups (admin: all; others: their own)")
+@router.get("/groups", summary="Groups (admin: all; others: their own)",
+            response_model=GroupList)
 def list_groups(session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     stmt = select(Group).order_by(Group.name)
     if not caller.is_admin:
@@ -83,7 +96,8 @@ def _user_dict(session: Any, u: User) -> dict[str, Any]:
             "create_time": rfc3339(u.create_time)}
 
 
-@router.post("/users", status_code=201, summary="Create a user in one or more groups (admin)")
+@router.post("/users", status_code=201, summary="Create a user in one or more groups (admin)",
+             response_model=UserOut, response_model_exclude_unset=True)
 def create_user(body: UserBody, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     _admin_only(caller, "create users")
     try:
@@ -99,7 +113,8 @@ def _self_or_admin(caller: Caller, name: str) -> None:
         raise Problem(404, f"no user {name!r}", slug="user-not-found")
 
 
-@router.get("/users/{name}", summary="A user (admin, or the user)")
+@router.get("/users/{name}", summary="A user (admin, or the user)",
+            response_model=UserOut, response_model_exclude_unset=True)
 def get_user(name: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     _self_or_admin(caller, name)
     u = session.get(User, name)
@@ -119,16 +134,20 @@ def _key_dict(k: accounts.KeyInfo) -> dict[str, Any]:
 
 
 @router.post("/users/{name}/keys", status_code=201,
-             summary="Issue an API key (admin, or the user for themself); shown once")
-def issue_key(name: str, session: SessionDep, caller: CallerDep,
+             summary="Issue an API key (admin, or the user for themself); shown once",
+             response_model=NewKeyOut)
+def issue_key(name: str, session: SessionDep, caller: CallerDep, settings: SettingsDep,
               body: Annotated[KeyBody | None, Body()] = None) -> dict[str, Any]:
+    """A non-admin holds at most ``max_keys_per_user`` active keys (409 beyond); revoking
+    the key that makes this request later revokes the new key too."""
     _self_or_admin(caller, name)
     body = body or KeyBody()
     expires = body.expires_at
     if body.expires_in_days is not None:
         expires = utcnow() + timedelta(days=body.expires_in_days)
     try:
-        new = accounts.issue_key(session, name, expires_at=expires, issuer=caller)
+        new = accounts.issue_key(session, name, expires_at=expires, issuer=caller,
+                                 max_keys=settings.max_keys_per_user)
     except accounts.AccountError as exc:
         raise _problem(exc) from None
     session.commit()
@@ -138,7 +157,7 @@ def issue_key(name: str, session: SessionDep, caller: CallerDep,
 
 
 @router.delete("/keys/{prefix}", status_code=204, response_class=Response,
-               summary="Revoke a key (admin, or the key's user)")
+               summary="Revoke a key and the keys issued with it (admin, or the key's user)")
 def revoke_key(prefix: str, session: SessionDep, caller: CallerDep) -> Response:
     if not accounts.revoke_key(session, prefix, caller):
         raise Problem(404, f"no key with prefix {prefix!r} that you may revoke",

@@ -9,7 +9,25 @@ def _fmt(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else ("—" if x is None else str(x))
 
 
-def model_card(v: dict[str, Any]) -> str:
+def free_energy_section(rows: list[dict[str, Any]]) -> str:
+    """The card's free energies: one line per sample ensemble of the version
+    (core.registry.free_energies), or a line saying how to get one."""
+    if not rows:
+        return ("No sample ensemble with log Z yet: `srflow sample` (or a sample job) "
+                "estimates it (docs/free_energy.md).")
+    lines = ["| ensemble | N | log Z | f = −log Z/V | caveats |", "|---|---|---|---|---|"]
+    for r in rows:
+        caveats = ", ".join(r["caveats"]) if r["caveats"] else ("none" if r["trusted"] else "—")
+        lines.append(f"| {r['ensemble']} | {r['n']} | {_fmt(r['log_z'])} ± {_fmt(r['error'])} "
+                     f"| {_fmt(r['f'])} ± {_fmt(r['f_error'])} | {caveats} |")
+    return "\n".join(lines) + ("\n\nlog Z = log Z_c + log ⟨w̃⟩ on fresh proposals, log Z_c by "
+                               "thermodynamic integration on the coarse lattice "
+                               "(docs/free_energy.md); a caveat means the error bar is not to "
+                               "be trusted as quoted.")
+
+
+def model_card(v: dict[str, Any], free_energies: list[dict[str, Any]] | None = None) -> str:
+    """The card of version ``v`` (version_dict) with the free energies measured with it."""
     t = v["theory"]
     files = "\n".join(f"| {n} | `{i['sha256']}` | {i['size']} |" for n, i in v["files"].items())
     couplings = ", ".join(f"{k} = {_fmt(x)}" for k, x in (v["couplings"] or {}).items()) or "—"
@@ -28,6 +46,9 @@ A super-resolving normalising flow for lattice φ⁴ theory, trained by srflow.
 
 Exactness of sampled ensembles holds as far as the flow's ODE-consistency figure in
 metrics.json; samples are Metropolis-corrected (paper eq. 10).
+
+## Free energy
+{free_energy_section(free_energies or [])}
 
 ## Provenance
 - seed {_fmt(v['seed'])}, code {_fmt(v['code_version'])}, torch {_fmt(v['torch_version'])},

@@ -9,14 +9,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import CallerDep, CeleryDep, SessionDep, SettingsDep
-from app.guards import IdempotencyGuard, QuotaGuard, request_digest
+from app.guards import IdempotencyGuard, JobBody, QuotaGuard, job_body_openapi, request_digest
 from app.operations import Operation, OperationList, redact_sources, to_operation
 from app.problems import Problem, pydantic_errors, summarize
 from app.ratelimit import job_rate_limit
@@ -94,15 +94,16 @@ def _validate(body: dict[str, Any], settings: Settings, session: Any, caller: Ca
 
 @router.post("/jobs", status_code=202, response_model=Operation,
              summary="Submit a job (hmc | train | sample | scan)",
-             dependencies=[Depends(job_rate_limit)])  # before the guards: 429 first
+             dependencies=[Depends(job_rate_limit)],  # before the guards: 429 first
+             openapi_extra=job_body_openapi(EXAMPLES))
 def submit_job(
-    body: Annotated[dict[str, Any], Body(openapi_examples=EXAMPLES)],
+    body: JobBody,  # parsed after the key was checked (401 first)
     response: Response,
     settings: SettingsDep,
     session: SessionDep,
     caller: CallerDep,
     celery: CeleryDep,
-    _in_flight: IdempotencyGuard,  # 409 while the same key is being handled (issue 6)
+    _in_flight: IdempotencyGuard,  # 409 while the same key is being handled
     _quota: QuotaGuard,  # per-group quotas: 429 / 422 naming the limit
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Operation:
@@ -185,15 +186,16 @@ def _visible_job(job_id: str, session: SessionDep, caller: CallerDep) -> Job:
 
 async def _stream_slot(request: Request, settings: SettingsDep,
                        caller: CallerDep) -> AsyncIterator[None]:
-    """One of the key's ``max_streams_per_key`` concurrent event streams (this process),
-    held until the response has been sent; 429 when all are taken."""
+    """One of the user's ``max_streams_per_user`` concurrent event streams (this process),
+    held until the response has been sent; 429 when all are taken. Counted per user: a
+    fresh key must not bring fresh streams."""
     counts: dict[str, int] = getattr(request.app.state, "sse_streams", None) or {}
     request.app.state.sse_streams = counts
-    key = caller.prefix or caller.user
-    if counts.get(key, 0) >= settings.max_streams_per_key:
-        raise Problem(429, f"this key already follows {counts[key]} event streams, the limit "
-                      f"max_streams_per_key={settings.max_streams_per_key}: close one first",
-                      slug="too-many-streams", headers={"Retry-After": "10"})
+    key = caller.user
+    if counts.get(key, 0) >= settings.max_streams_per_user:
+        raise Problem(429, f"this user already follows {counts[key]} event streams, the "
+                      f"limit max_streams_per_user={settings.max_streams_per_user}: close one "
+                      "first", slug="too-many-streams", headers={"Retry-After": "10"})
     counts[key] = counts.get(key, 0) + 1
     try:
         yield
@@ -240,7 +242,7 @@ async def job_events(
 ) -> AsyncIterator[ServerSentEvent]:
     """Events: ``progress`` (the operation, whenever it changes) and a final ``done``.
     The key is re-checked every ``sse_key_recheck_s``: once it is revoked or expired the
-    stream ends with an ``error`` event. At most ``max_streams_per_key`` streams per key."""
+    stream ends with an ``error`` event. At most ``max_streams_per_user`` streams per user."""
     factory = session_factory(settings.db_url)
     op = redact_sources(to_operation(visible), session, caller)  # loaded by the 404 check
     # The request's session would hold a pooled connection for the whole stream (hours);

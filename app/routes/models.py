@@ -14,20 +14,43 @@ from sqlalchemy.orm import Session
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.operations import rfc3339
 from app.problems import Problem
+from app.responses import AliasOut, ModelOut, ModelVersionList, ModelVersionOut, binary
 from app.routes.card import model_card
 from app.zipstream import zip_stream
 from core.registry import catalog
 from core.registry.access import can_see
+from core.registry.free_energies import free_energies_of
+from core.registry.json_depth import MAX_JSON_DEPTH, depth_within
 from core.registry.keys import Caller
 from core.registry.models import ModelVersion, RegisteredModel
+from core.registry.redact import redact_paths
 from core.registry.store import ArtifactStore
 
 router = APIRouter(tags=["models"])
 
 
+def _readable(mv: ModelVersion) -> tuple[dict[str, Any], dict[str, str]]:
+    """The version's JSON columns as a reader gets them, and what was withheld: a value
+    nested deeper than MAX_JSON_DEPTH (stored before uploads were depth-checked) would
+    answer 500 to every reader, so it reads as null with the reason; work-file paths in a
+    config (a scan point's parent directory) read as ``.../NAME``."""
+    shown: dict[str, Any] = {}
+    withheld: dict[str, str] = {}
+    for field in ("config", "metrics", "curve", "couplings"):
+        value = getattr(mv, field)
+        if depth_within(value, MAX_JSON_DEPTH):
+            shown[field] = redact_paths(value)
+        else:
+            shown[field] = None
+            withheld[field] = (f"stored {field} is nested deeper than {MAX_JSON_DEPTH} "
+                               "arrays/objects; download the version for its files")
+    return shown, withheld
+
+
 def version_dict(mv: ModelVersion, aliases: list[str] | None = None) -> dict[str, Any]:
     name = mv.model.name
-    return {
+    shown, withheld = _readable(mv)
+    out = {
         "name": name,
         "version": mv.version,
         "ref": f"{name}/{mv.version}",
@@ -37,10 +60,10 @@ def version_dict(mv: ModelVersion, aliases: list[str] | None = None) -> dict[str
         "method": mv.method,
         "ess": mv.ess,
         "acceptance": mv.acceptance,
-        "couplings": mv.couplings,
-        "config": mv.config,
-        "metrics": mv.metrics,
-        "curve": mv.curve,
+        "couplings": shown["couplings"],
+        "config": shown["config"],
+        "metrics": shown["metrics"],
+        "curve": shown["curve"],
         "seed": mv.seed,
         "code_version": mv.code_version,
         "torch_version": mv.torch_version,
@@ -56,6 +79,9 @@ def version_dict(mv: ModelVersion, aliases: list[str] | None = None) -> dict[str
         "create_time": rfc3339(mv.create_time),
         "download": f"/v1/models/{name}/versions/{mv.version}/download",
     }
+    if withheld:
+        out["withheld"] = withheld
+    return out
 
 
 def _aliases_by_version(session: Session, model: RegisteredModel) -> dict[int, list[str]]:
@@ -82,7 +108,8 @@ def version_or_404(session: Session, name: str, version: int, caller: Caller) ->
     return mv
 
 
-@router.get("/models", summary="Search model versions by theory, method and ESS/N")
+@router.get("/models", summary="Search model versions by theory, method and ESS/N",
+            response_model=ModelVersionList, response_model_exclude_unset=True)
 def search_models(
     session: SessionDep,
     caller: CallerDep,
@@ -111,7 +138,8 @@ def search_models(
     return {"model_versions": out}
 
 
-@router.get("/models/{name}", summary="A registered model, its versions and aliases")
+@router.get("/models/{name}", summary="A registered model, its versions and aliases",
+            response_model=ModelOut, response_model_exclude_unset=True)
 def get_model(name: str, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     model = model_or_404(session, name, caller)
     by_version = _aliases_by_version(session, model)
@@ -130,7 +158,8 @@ def get_model(name: str, session: SessionDep, caller: CallerDep) -> dict[str, An
     }
 
 
-@router.get("/models/{name}/versions/{version}", summary="One model version, with its curve")
+@router.get("/models/{name}/versions/{version}", summary="One model version, with its curve",
+            response_model=ModelVersionOut, response_model_exclude_unset=True)
 def get_version(name: str, version: int, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     mv = version_or_404(session, name, version, caller)
     return version_dict(mv, _aliases_by_version(session, mv.model).get(mv.version))
@@ -140,7 +169,8 @@ class AliasBody(BaseModel):
     version: int = Field(ge=1, description="the version the alias points to")
 
 
-@router.put("/models/{name}/aliases/{alias}", summary="Set or move an alias")
+@router.put("/models/{name}/aliases/{alias}", summary="Set or move an alias",
+            response_model=AliasOut, response_model_exclude_unset=True)
 def set_alias(
     name: str, alias: str, body: Annotated[AliasBody, Body()], session: SessionDep,
     caller: CallerDep,
@@ -159,7 +189,9 @@ def set_alias(
 
 
 @router.get("/models/{name}/versions/{version}/download",
-            summary="Zip: model.safetensors, config.json, metrics.json, README.md")
+            summary="Zip: model.safetensors, config.json, metrics.json, README.md",
+            response_class=Response,
+            responses={200: binary("application/zip", "the version's files, streamed")})
 def download_model(
     name: str, version: int, session: SessionDep, caller: CallerDep, settings: SettingsDep
 ) -> Response:
@@ -170,7 +202,8 @@ def download_model(
     if not all(isinstance(p, Path) and p.is_file() for _, p in entries):
         raise Problem(500, f"{name}/{version} is registered but a file is missing from the "
                       "artifact store; tell the admin")
-    entries.append(("README.md", model_card(version_dict(mv)).encode()))
+    entries.append(("README.md", model_card(version_dict(mv),
+                                            free_energies_of(session, mv, caller)).encode()))
     entries.append(("registry.json", json.dumps(
         {k: v for k, v in version_dict(mv).items() if k != "curve"}, indent=2).encode()))
     return StreamingResponse(zip_stream(entries), media_type="application/zip", headers={

@@ -1,4 +1,4 @@
-"""Scan jobs' outputs (issue 11): the scan record and its fig. 4 plot.
+"""Scan jobs' outputs: the scan record and its fig. 4 plot.
 
 ``GET /v1/jobs/{id}/scan`` answers for a scan in any final state — a cancelled scan's
 operation carries only the error, but the points it finished are registered and listed
@@ -16,6 +16,7 @@ from app.deps import CallerDep, SessionDep, SettingsDep
 from app.operations import redact_scan_record
 from app.problems import Problem
 from app.ranges import serve_blob
+from app.responses import binary
 from core.registry import jobs as rows
 from core.registry.models import Job
 from core.registry.store import ArtifactStore
@@ -47,7 +48,10 @@ def get_scan(job_id: str, session: SessionDep, caller: CallerDep) -> dict[str, A
     return {"state": job.status, **record, "plot_artifact": job.result.get("plot")}
 
 
-@router.get("/jobs/{job_id}/plot", summary="A scan's fig. 4 (PNG)", response_class=Response)
+@router.get("/jobs/{job_id}/plot", summary="A scan's fig. 4 (PNG)", response_class=Response,
+            responses={200: binary("image/png", "the plot"),
+                       206: binary("image/png", "the requested byte range"),
+                       304: {"description": "Not modified (If-None-Match)"}})
 def get_plot(job_id: str, request: Request, session: SessionDep, caller: CallerDep,
              settings: SettingsDep) -> Response:
     job = _scan(session, job_id, caller)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app.deps import CallerDep, SessionDep
 from app.problems import Problem
+from app.responses import EnsembleVisibility, ModelVisibility, VersionVisibility
 from app.routes.ensembles import ensemble_or_404
 from app.routes.models import model_or_404, version_or_404
 from core.registry import access
@@ -34,7 +35,8 @@ def _in_use(exc: access.InUse) -> Problem:
 
 
 @router.patch("/models/{name}", summary="Change a model's visibility (and that of your "
-              "versions in it; others' versions are only narrowed)")
+              "versions in it; others' versions are only narrowed)",
+              response_model=ModelVisibility)
 def patch_model(name: str, body: Annotated[VisibilityBody, Body()], session: SessionDep,
                 caller: CallerDep) -> dict[str, Any]:
     model = model_or_404(session, name, caller)
@@ -45,7 +47,8 @@ def patch_model(name: str, body: Annotated[VisibilityBody, Body()], session: Ses
 
 
 @router.patch("/models/{name}/versions/{version}",
-              summary="Change one version's visibility (at most its model's)")
+              summary="Change one version's visibility (at most its model's)",
+              response_model=VersionVisibility)
 def patch_version(name: str, version: int, body: Annotated[VisibilityBody, Body()],
                   session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     mv = version_or_404(session, name, version, caller)
@@ -85,7 +88,8 @@ def delete_version(name: str, version: int, session: SessionDep, caller: CallerD
     return Response(status_code=204)
 
 
-@router.patch("/ensembles/{ensemble_id}", summary="Change an ensemble's visibility")
+@router.patch("/ensembles/{ensemble_id}", summary="Change an ensemble's visibility",
+              response_model=EnsembleVisibility)
 def patch_ensemble(ensemble_id: str, body: Annotated[VisibilityBody, Body()],
                    session: SessionDep, caller: CallerDep) -> dict[str, Any]:
     ens = ensemble_or_404(session, ensemble_id, caller)

@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from app.deps import CallerDep, SessionDep, SettingsDep
 from app.problems import Problem
 from app.ratelimit import upload_rate_limit
+from app.responses import ModelVersionOut
 from app.routes.models import version_dict
 from core.registry import idempotency as idem
 from core.registry.keys import Caller
@@ -46,6 +47,17 @@ router = APIRouter(tags=["models"])
 SCOPE = "POST /v1/models"
 MEDIA = ("multipart/form-data", "application/zip", *TAR_TYPES)
 _DIGITS = re.compile(r"[0-9]+")
+_BYTES = {"type": "string", "format": "binary"}
+UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["model.safetensors", "config.json"],
+        "properties": {"model.safetensors": _BYTES, "config.json": _BYTES,
+                       "metrics.json": _BYTES, "README.md": _BYTES,
+                       "name": {"type": "string"},
+                       "visibility": {"type": "string",
+                                      "enum": ["private", "group", "public"]}}}},
+    "application/zip": {"schema": _BYTES},
+    "application/x-tar": {"schema": _BYTES}}}}
 
 
 def _too_large(limit: int) -> Problem:
@@ -97,7 +109,8 @@ def _store(s: Session, settings: Settings, caller: Caller, name: str, visibility
 
 
 @router.post("/models", status_code=201, summary="Upload a flow (validated; never unpickled)",
-             dependencies=[Depends(upload_rate_limit)])  # 429 before the body is read
+             dependencies=[Depends(upload_rate_limit)],  # 429 before the body is read
+             response_model=ModelVersionOut, openapi_extra=UPLOAD_BODY)
 async def upload_model(
     request: Request,
     settings: SettingsDep,

@@ -1,4 +1,4 @@
-"""The web dashboard at ``/ui`` (issue 13): server-rendered pages over the JSON API.
+"""The web dashboard at ``/ui``: server-rendered pages over the JSON API.
 
 ``install(app)`` adds the routes, the vendored static files and the session store. The
 pages call the API in-process as the signed-in user (:mod:`app.ui.api`), so they follow
@@ -7,22 +7,29 @@ exactly its visibility and permission rules. No torch here (import-linter checks
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from app.ui import auth, ensembles, jobs, models, submit
 from app.ui.forms import FormTooLarge
 from app.ui.session import SessionStore, UISettings
-from app.ui.web import HERE, CsrfRefused, SignInRequired, render, signin_redirect
+from app.ui.web import (
+    HERE,
+    CsrfRefused,
+    SignInRequired,
+    load_session,
+    render,
+    signin_redirect,
+)
 
 
 def install(app: FastAPI, settings: UISettings | None = None) -> None:
     ui = settings or UISettings()
     app.state.ui_settings = ui
-    app.state.ui_sessions = SessionStore(ui)
+    app.state.ui_sessions = SessionStore(ui, app.state.settings.db_url)  # in the registry
     for module in (auth, jobs, submit, models, ensembles):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(load_session)])
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
 
     @app.exception_handler(SignInRequired)

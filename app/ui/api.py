@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from app.throttle import INTERNAL
+
 ASGIApp = Any
 Message = dict[str, Any]
 
@@ -114,6 +116,7 @@ def _scope(method: str, path: str, query: dict[str, Any] | None,
         "http_version": "1.1", "method": method, "scheme": "http",
         "path": path, "raw_path": path.encode(), "query_string": qs.encode(),
         "root_path": "", "client": ("127.0.0.1", 0), "server": ("srflow-ui", 80),
+        INTERNAL: True,  # a signed-in key: not a guess to throttle (app.throttle)
         "headers": [(k.lower().encode(), v.encode()) for k, v in
                     {"host": "srflow-ui", **headers}.items()],
     }

@@ -76,7 +76,11 @@ async def signin(request: Request) -> Response:
         msg = ("enter your API key (srf_…)" if not key else
                "this API key is unknown, revoked or expired")
         return _signin_page(request, next_url, msg, status=401)
-    sid, _ = store(request).create(key, caller.user, caller.groups, caller.is_admin)
+    made = await run_in_threadpool(store(request).create, key, caller)
+    if made is None:  # the key row went away between the two reads
+        return _signin_page(request, next_url, "this API key is unknown, revoked or expired",
+                            status=401)
+    sid, _ = made
     response = redirect(next_url)
     ui = _ui(request)
     set_cookie(response, request, ui, COOKIE, sid, max_age=int(ui.session_max_s))
@@ -90,7 +94,7 @@ async def signout(request: Request) -> Response:
     form = await read_form(request)
     if not same_origin(request) or not same_token(ctx.session.csrf, form.get(CSRF_FIELD)):
         raise CsrfRefused()
-    store(request).drop(request.cookies.get(COOKIE))
+    await run_in_threadpool(store(request).drop, request.cookies.get(COOKIE))
     response = redirect("/ui/signin")
     clear_cookie(response, request, _ui(request), COOKIE)
     return response

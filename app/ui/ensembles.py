@@ -1,4 +1,5 @@
-"""Ensembles: observables, the magnetisation histogram, acceptance, download (sha256)."""
+"""Ensembles: observables, the free energy, the magnetisation histogram, acceptance,
+download (sha256) and the pyerrors export."""
 
 from __future__ import annotations
 
@@ -63,3 +64,9 @@ async def histogram(request: Request, ensemble_id: str) -> Response:
 async def download(request: Request, ensemble_id: str) -> Response:
     ctx = current(request)
     return await proxy(ctx, f"/v1/ensembles/{ensemble_id}/download", "ensemble download")
+
+
+@router.get("/ui/ensembles/{ensemble_id}/pyerrors", include_in_schema=False)
+async def pyerrors_export(request: Request, ensemble_id: str) -> Response:
+    ctx = current(request)
+    return await proxy(ctx, f"/v1/ensembles/{ensemble_id}/pyerrors", "pyerrors export")

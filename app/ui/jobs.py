@@ -15,7 +15,7 @@ from app.ui.web import api_error_page, check_csrf, current, redirect, render
 router = APIRouter()
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 KINDS = ("hmc", "train", "sample")
-LIVE_LIMIT = 6  # event streams one list page opens (the API allows 8 per key)
+LIVE_LIMIT = 6  # event streams one list page opens (the API allows 8 per user)
 
 
 def job_view(op: dict[str, Any]) -> dict[str, Any]:

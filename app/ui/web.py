@@ -54,8 +54,14 @@ class Ctx:
     api: Api
 
 
+def load_session(request: Request) -> None:
+    """Every dashboard route's dependency: the signed-in session (a database read), looked
+    up once per request in a worker thread (a sync dependency), never on the event loop."""
+    request.state.ui_session = store(request).get(request.cookies.get(COOKIE))
+
+
 def current(request: Request) -> Ctx:
-    sess = store(request).get(request.cookies.get(COOKIE))
+    sess: UISession | None = getattr(request.state, "ui_session", None)
     if sess is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(path)

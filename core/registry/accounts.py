@@ -5,7 +5,8 @@ group owns the objects the user creates). Keys made before a user row existed (t
 bootstrap ``SRFLOW_ADMIN_KEY``, ``srflow admin create-key --user``) keep the groups stored
 on the key. A key is shown once; afterwards only its prefix names it. Keys expire at
 ``expires_at`` and stop working at once when revoked. A key issued through the API never
-outlives the key that asked for it (:func:`issue_key`).
+outlives the key that asked for it (:func:`issue_key`), and revoking a key revokes the
+keys it issued (:func:`revoke_key`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.registry.keys import Caller, NewKey, authenticate, create_key
@@ -49,8 +50,12 @@ def _check_name(field: str, name: str) -> None:
 def create_group(session: Session, name: str, *, max_queued_jobs: int | None = None,
                  max_sample_volume: int | None = None) -> Group:
     _check_name("name", name)
-    if session.get(Group, name) is not None:
-        raise AccountError("name", f"group {name!r} already exists", status=409)
+    same = session.scalar(select(Group.name).where(func.lower(Group.name) == name.lower()))
+    if same is not None:  # group names prefix model names, read ignoring case (naming.py)
+        raise AccountError("name", f"group {same!r} already exists" if same == name else
+                           f"group {same!r} exists; names differing only in letter case "
+                           "would share its reserved model names: choose another name",
+                           status=409)
     group = Group(name=name, max_queued_jobs=max_queued_jobs,
                   max_sample_volume=max_sample_volume, create_time=utcnow())
     session.add(group)
@@ -91,35 +96,55 @@ def groups_of(session: Session, user: str) -> list[str]:
 
 
 def issue_key(session: Session, user: str, *, expires_at: datetime | None = None,
-              issuer: Caller | None = None) -> NewKey:
+              issuer: Caller | None = None, max_keys: int | None = None) -> NewKey:
     """A new key for an existing user (shown once by the caller).
 
     ``issuer``: the caller whose key makes the request (None: the CLI on the server). A
     key never outlives the key that issued it: the new key expires at the issuer's
     ``expires_at`` at the latest (also when no expiry or a later one is asked for), and a
-    key that is revoked or expired by now issues nothing (403)."""
+    key that is revoked or expired by now issues nothing (403). The new key records its
+    issuer's key (``issued_by``): revoking that one revokes this one (:func:`revoke_key`).
+    ``max_keys``: a non-admin issuer gets 409 once ``user`` holds that many active keys
+    (rate limits are per user, so more keys gain nothing; the cap bounds what one user
+    can make the server store and check)."""
     row = session.get(User, user)
     if row is None:
         raise AccountError("name", f"no user {user!r}", status=404)
     if expires_at is not None and expires_at <= utcnow():
         raise AccountError("expires_at", "expires_at is in the past")
+    issued_by = None
     if issuer is not None:
-        bound = _issuing_key_expiry(session, issuer)
-        if bound is not None and (expires_at is None or expires_at > bound):
-            expires_at = bound
+        key = _issuing_key(session, issuer)
+        issued_by = key.id
+        if key.expires_at is not None and (expires_at is None or expires_at > key.expires_at):
+            expires_at = key.expires_at
+        if max_keys is not None and not issuer.is_admin:
+            active = active_keys(session, user)
+            if active >= max_keys:
+                raise AccountError("name", f"user {user!r} holds {active} active keys, this "
+                                   f"server's limit max_keys_per_user={max_keys}: revoke one "
+                                   "with DELETE /v1/keys/{prefix} first", status=409)
     return create_key(session, user=user, groups=groups_of(session, user),
-                      is_admin=row.is_admin, expires_at=expires_at)
+                      is_admin=row.is_admin, expires_at=expires_at, issued_by=issued_by)
 
 
-def _issuing_key_expiry(session: Session, issuer: Caller) -> datetime | None:
-    """When the issuer's key expires (None: never); AccountError if it no longer works."""
+def _issuing_key(session: Session, issuer: Caller) -> ApiKey:
+    """The issuer's key row; AccountError if it no longer works."""
     key = key_by_prefix(session, issuer.prefix) if issuer.prefix else None
     now = utcnow()
     if key is None or key.revoked_at is not None or (
             key.expires_at is not None and key.expires_at <= now):
         raise AccountError("key", "the key making this request is revoked or expired: it "
                            "cannot issue keys", status=403)
-    return key.expires_at
+    return key
+
+
+def active_keys(session: Session, user: str) -> int:
+    """How many of ``user``'s keys work now (neither revoked nor expired)."""
+    n = session.scalar(select(func.count()).select_from(ApiKey).where(
+        ApiKey.user == user, ApiKey.revoked_at.is_(None),
+        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow())))
+    return int(n or 0)
 
 
 def list_keys(session: Session, user: str) -> list[KeyInfo]:
@@ -132,13 +157,24 @@ def key_by_prefix(session: Session, prefix: str) -> ApiKey | None:
 
 
 def revoke_key(session: Session, prefix: str, caller: Caller | None) -> bool:
-    """Revoke the key ``prefix``; the caller must be an admin or the key's user (None: the
-    CLI on the server). False if there is no such key the caller may revoke."""
+    """Revoke the key ``prefix`` and every key issued with it, transitively (a key minted
+    with a stolen key must not outlive the stolen key's revocation); the caller must be an
+    admin or the key's user (None: the CLI on the server). False if there is no such key
+    the caller may revoke."""
     row = key_by_prefix(session, prefix)
     if row is None or (caller is not None and not caller.is_admin and row.user != caller.user):
         return False
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
+    now = utcnow()
+    seen = {row.id}
+    todo = [row]
+    while todo:
+        key = todo.pop()
+        if key.revoked_at is None:
+            key.revoked_at = now
+        for child in session.scalars(select(ApiKey).where(ApiKey.issued_by == key.id)):
+            if child.id not in seen:
+                seen.add(child.id)
+                todo.append(child)
     session.flush()
     return True
 

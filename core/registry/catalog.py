@@ -156,7 +156,9 @@ def search_versions(
     min_ess: float | None = None,
     limit: int = 200,
 ) -> list[ModelVersion]:
-    stmt = select(ModelVersion).where(visible_to(ModelVersion, caller))
+    stmt = (select(ModelVersion).join(RegisteredModel)  # a version under a name that answers
+            .where(visible_to(ModelVersion, caller),  # 404 would reveal the name
+                   visible_to(RegisteredModel, caller)))
     for col, lo, hi in (
         (ModelVersion.kappa, kappa_min, kappa_max),
         (ModelVersion.lam, lam_min, lam_max),
@@ -189,6 +191,8 @@ def register_model_version(
 
     The job's owner must be allowed to add to ``name`` now (:func:`writable_model`, with
     the owner's current groups): NameRefused otherwise, whatever was checked at submit.
+    The version belongs to the model's group, as an upload's does — not to the job's: a
+    member of two groups must not put one group's model into the other group's listings.
     ``fields`` holds the ModelVersion columns (theory, method, config, metrics, ...)."""
     owner = caller_for_user(session, job.owner, fallback_group=job.group)
     model = model_for_new_version(session, name, owner, group=job.group,
@@ -202,7 +206,7 @@ def register_model_version(
         version=(last or 0) + 1,
         job_id=job.id,
         owner=job.owner,
-        group=job.group,
+        group=model.group,
         visibility=version_visibility(job.visibility, model),
         sha256=weights.sha256,
         size=sum(b.size for b in files.values()),

@@ -6,8 +6,11 @@ the lock instead of failing). Its pool keeps 5 connections but never makes a req
 for one (unlimited overflow): a SQLite connection is only a file handle, and SQLAlchemy's
 bounded default (5 + 10, then a 30 s wait) made clients of tests/service/test_load.py time
 out on a busy machine ("QueuePool limit of size 5 overflow 10 reached").
-PostgreSQL works by URL (its pool keeps SQLAlchemy's default: the server caps connections), e.g.
-``SRFLOW_DATABASE_URL=postgresql+psycopg://user:pw@host/srflow``.
+PostgreSQL works by URL, e.g. ``SRFLOW_DATABASE_URL=postgresql+psycopg://user:pw@host/srflow``;
+there the server caps connections, so each process's pool is bounded by settings
+(``db_pool_size`` + ``db_max_overflow``; docs/deployment.md has the arithmetic for several
+processes) and a request that waits ``db_pool_timeout_s`` for a connection gets SQLAlchemy's
+``TimeoutError``, which the API answers with 503 + Retry-After.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import get_settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
@@ -47,7 +52,9 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    pool = get_settings()
+    return create_engine(url, pool_pre_ping=True, pool_size=pool.db_pool_size,
+                         max_overflow=pool.db_max_overflow, pool_timeout=pool.db_pool_timeout_s)
 
 
 @lru_cache(maxsize=8)

@@ -1,7 +1,7 @@
 """API keys: ``srf_<prefix>_<secret>``; only SHA-256(key) is stored, compared in constant time.
 
 The prefix (8 hex characters) is the key's visible handle: it finds the row and names
-the key in listings and revocations (issue 6) without revealing the secret.
+the key in listings and revocations without revealing the secret.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +22,16 @@ from sqlalchemy.orm import Session
 from core.registry.models import ApiKey, utcnow
 
 KEY_PREFIX = "srf_"
+MIN_ADMIN_KEY_LENGTH = 24
+MIN_ADMIN_KEY_BITS = 96.0  # a random 24-character token scores ~105; "hunter2" 20
+NEW_KEY_HINT = ("python3 -c 'import secrets; print(\"srf_\" + secrets.token_hex(4) + \"_\" + "
+                "secrets.token_urlsafe(32))'")
 log = logging.getLogger("srflow.registry")
+
+
+class WeakAdminKey(ValueError):
+    """A configured admin key (``SRFLOW_ADMIN_KEY``) too short or too predictable to be
+    one; the message is one line naming the setting and the fix."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,29 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def estimated_bits(key: str) -> float:
+    """A key's length times the Shannon entropy of its own character frequencies: 0 for
+    ``aaaa…``, low for repeated words; an upper bound for anything guessable."""
+    n = len(key)
+    return -sum(c * math.log2(c / n) for c in Counter(key).values())
+
+
+def weak_admin_key(key: str) -> str | None:
+    """Why ``key`` may not be an admin key (one line naming SRFLOW_ADMIN_KEY and the fix),
+    or None: at least MIN_ADMIN_KEY_LENGTH characters and MIN_ADMIN_KEY_BITS estimated."""
+    bits = estimated_bits(key)
+    if len(key) < MIN_ADMIN_KEY_LENGTH:
+        why = f"it has {len(key)} characters, fewer than {MIN_ADMIN_KEY_LENGTH}"
+    elif bits < MIN_ADMIN_KEY_BITS:
+        why = (f"it is predictable: about {bits:.0f} bits by its character frequencies, "
+               f"fewer than {MIN_ADMIN_KEY_BITS:.0f}")
+    else:
+        return None
+    return (f"srflow: SRFLOW_ADMIN_KEY is too weak to be an admin key ({why}): set it to a "
+            f"long random key, e.g. SRFLOW_ADMIN_KEY=$({NEW_KEY_HINT}), or unset it to get "
+            "one written to <data_dir>/admin-key")
+
+
 def split_prefix(key: str) -> str | None:
     if not key.startswith(KEY_PREFIX) or len(key) < 14 or key[12] != "_":
         return None
@@ -63,8 +97,10 @@ def create_key(
     is_admin: bool = False,
     expires_at: datetime | None = None,
     key: str | None = None,
+    issued_by: int | None = None,
 ) -> NewKey:
-    """Store a new key (random unless ``key`` is given, e.g. ``SRFLOW_ADMIN_KEY``)."""
+    """Store a new key (random unless ``key`` is given, e.g. ``SRFLOW_ADMIN_KEY``);
+    ``issued_by``: the id of the key that asked for it (revoking that one revokes this)."""
     if key is None:
         key = f"{KEY_PREFIX}{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
     prefix = split_prefix(key) or hash_key(key)[:8]
@@ -76,6 +112,7 @@ def create_key(
             groups=list(groups or ["default"]),
             is_admin=is_admin,
             expires_at=expires_at,
+            issued_by=issued_by,
         )
     )
     session.flush()
@@ -85,7 +122,10 @@ def create_key(
 def ensure_key(session: Session, key: str, *, user: str = "admin") -> bool:
     """Make ``key`` an admin key if it is new (idempotent; used for ``SRFLOW_ADMIN_KEY``).
     A key that was revoked stays revoked (a restart must not undo a revocation): False
-    then, True if the key works."""
+    then, True if the key works. A weak key (:func:`weak_admin_key`) is refused before
+    anything is stored: WeakAdminKey."""
+    if (weak := weak_admin_key(key)) is not None:
+        raise WeakAdminKey(weak)
     prefix = split_prefix(key) or hash_key(key)[:8]
     row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if row is None:

@@ -2,7 +2,7 @@
 
 The job row, not the broker, is the source of truth for a job's state. Every shared
 object carries ``owner``, ``group`` and ``visibility`` (private | group | public), so
-per-group isolation (issue 6) is a query filter, not a schema change. The schema is
+per-group isolation is a query filter, not a schema change. The schema is
 created by the alembic migration in ``core/registry/migrations`` (a test checks that
 the migration and these classes agree).
 """
@@ -196,6 +196,10 @@ class Ensemble(Shared, Base):
     size: Mapped[int] = mapped_column(Int64)
     blob_path: Mapped[str] = mapped_column(String(255))  # relative to the artifact root
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the file without its source model's name, for readers who may not see that model
+    # (core.registry.ensemble_redaction); made when first needed
+    redacted_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    redacted_size: Mapped[int | None] = mapped_column(Int64, nullable=True)
 
     model_version: Mapped[ModelVersion | None] = relationship()
 
@@ -214,9 +218,13 @@ class ApiKey(Base):
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the key that asked for this one (None: the CLI, SRFLOW_ADMIN_KEY, keys from before
+    # 0004); revoking a key revokes the keys it issued, transitively
+    issued_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True,
+                                                  index=True)
 
 
-# -- users, groups and idempotency (issue 6) ---------------------------------------------
+# -- users, groups and idempotency ---------------------------------------------
 
 
 class Group(Base):
@@ -263,3 +271,23 @@ class IdempotencyRecord(Base):
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard browser (app/ui/session.py), shared by every API process and
+    kept across restarts. The cookie holds a random id; only its SHA-256 is stored, with
+    the API key sealed under a key derived from that id (the database alone cannot open
+    it). Deleted with its key; dead once the key is revoked or expires."""
+
+    __tablename__ = "ui_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"),
+                                        index=True)
+    sealed_key: Mapped[str] = mapped_column(Text)
+    user: Mapped[str] = mapped_column(String(128))
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,4 +1,4 @@
-"""Model names, and who may add a version under one (issue 10).
+"""Model names, and who may add a version under one.
 
 The rule is applied when a version is created (:func:`model_for_new_version`, used by
 :func:`core.registry.catalog.register_model_version` for jobs and by
@@ -7,9 +7,10 @@ The rule is applied when a version is created (:func:`model_for_new_version`, us
 - an existing model takes a new version from someone who can see it and may curate it
   (its owner, an admin, a member of its group); a model the caller cannot see answers
   404 — the same as any object they cannot see — and a visible one 403;
-- a new name ``G.rest``, where ``G`` is an existing group the caller is not in, is
-  reserved to that group (403): a train job without ``model_name`` registers under its
-  group's :func:`default_model_name`, and nobody else can take those names first;
+- a new name ``G.rest``, where ``G`` is an existing group the caller is not in (compared
+  ignoring letter case), is reserved to that group (403): a train job without
+  ``model_name`` registers under its group's :func:`default_model_name`, and nobody else
+  can take those names first;
 - a new version is never more visible than its model (:func:`version_visibility`).
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.registry.access import can_see, may_curate
@@ -85,15 +86,17 @@ def writable_model(session: Session, name: str, caller: Caller) -> RegisteredMod
 
 
 def _check_reserved(session: Session, name: str, caller: Caller) -> None:
-    """A new name ``G.rest`` where G is another group's name belongs to that group (its
-    default names live there), so nobody else can take them first."""
+    """A new name ``G.rest`` where G is another group's name, in any letter case, belongs
+    to that group (its default names live there), so nobody else can take them first
+    (``LAB-A.x`` reads as lab-a's to people, so it is lab-a's)."""
     if caller.is_admin:
         return
-    prefixes = [name[:i] for i, ch in enumerate(name) if ch == "."]
+    prefixes = [name[:i].lower() for i, ch in enumerate(name) if ch == "."]
     if not prefixes:
         return
-    owner = session.scalar(select(Group.name).where(Group.name.in_(prefixes),
-                                                    Group.name.not_in(caller.groups)))
+    mine = [g.lower() for g in caller.groups]
+    owner = session.scalar(select(Group.name).where(func.lower(Group.name).in_(prefixes),
+                                                    func.lower(Group.name).not_in(mine)))
     if owner is not None:
         raise NameRefused(f"names starting with {owner + '.'!r} are reserved to group "
                           f"{owner!r}: choose another name", 403)

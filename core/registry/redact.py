@@ -1,4 +1,4 @@
-"""Strip server internals from job error texts, which every member of a group can read.
+"""Strip server internals from what members read: job error texts, job summaries, configs.
 
 A failed job's message comes from an exception on a worker, and exceptions name files by
 absolute path (``/srv/srflow/work/<job>/checkpoint.pt``) and brokers by URL, credentials
@@ -13,6 +13,7 @@ and drops the directories and the credentials:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _PATH = re.compile(r"(?<![\w.~:/\\-])(?:/[\w.@+~-]+){2,}/?")
 _CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
@@ -30,3 +31,16 @@ def redact(text: str | None) -> str | None:
     if text is None:
         return None
     return _PATH.sub(_short, _CREDENTIALS.sub(r"\g<scheme>***@", text))
+
+
+def redact_paths(value: Any) -> Any:
+    """A copy of a JSON value with :func:`redact` applied to every string in it (a job's
+    summary and a flow's config name work files by path). Call it on values of bounded
+    depth (:mod:`core.registry.json_depth`): it recurses."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_paths(v) for v in value]
+    return value

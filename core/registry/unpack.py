@@ -1,7 +1,7 @@
 """Unpack an upload body (zip, tar[.gz|.bz2|.xz], multipart) into files, every byte counted.
 
 The body is already on disk and within ``max_upload_bytes``; what it *unpacks to* is
-bounded here against the same limit (issue 10, finding 3):
+bounded here against the same limit:
 
 - tar: the decompressed stream is read through :class:`CountingReader`, so every byte the
   tar reader consumes counts — headers, PAX/GNU long-name records, padding, directory

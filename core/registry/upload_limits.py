@@ -1,4 +1,4 @@
-"""What an uploaded flow may declare and unpack to (issue 10) — no torch, O(1) checks.
+"""What an uploaded flow may declare and unpack to — no torch, O(1) checks.
 
 An upload is untrusted input to the API process, so every size it can make the server
 compute or allocate is bounded *before* the work is done:
@@ -11,7 +11,9 @@ compute or allocate is bounded *before* the work is done:
   :data:`MAX_ZIP_DIRECTORY` bytes, multipart part headers of at most :data:`MAX_PART_HEADER`;
 - JSON files: ``config.json`` ≤ :data:`MAX_CONFIG_JSON`; ``metrics.json``/``registry.json``
   ≤ :data:`MAX_JSON` bytes and :data:`MAX_JSON_CONTAINERS` arrays/objects (json.loads of
-  16 MiB of ``[],`` took ~350 MB); the safetensors header ≤ :data:`MAX_HEADER` bytes;
+  16 MiB of ``[],`` took ~350 MB); the safetensors header ≤ :data:`MAX_HEADER` bytes; all
+  of them (the header too) nested at most :data:`MAX_JSON_DEPTH` deep (a metrics.json 400
+  levels deep was stored and then answered 500 to every reader of the model);
 - ``config.json``: the architecture sizes below and the total parameter count
   (:func:`check_declared`), computed in closed form from the config before any tensor is
   read, so a 359-byte config can no longer make the server enumerate 10⁹ kernel classes.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import math
 
 from core.physics.flows.config import FlowConfig, parameter_shapes
+from core.registry.json_depth import MAX_JSON_DEPTH, within_depth
 
 MAX_MEMBERS = 64
 MAX_TAR_HEADER = 64 * 2**10
@@ -82,10 +85,19 @@ def check_declared(config: FlowConfig) -> int:
 
 def check_json_size(name: str, raw: bytes, limit: int) -> None:
     """Before json.loads: ``raw`` within ``limit`` bytes and MAX_JSON_CONTAINERS containers
-    (each ``[``/``{``, also inside strings: a conservative count)."""
+    (each ``[``/``{``, also inside strings: a conservative count), nested at most
+    MAX_JSON_DEPTH deep (:func:`check_json_depth`)."""
     if len(raw) > limit:
         raise UploadError(name, f"larger than {limit} bytes")
     containers = raw.count(b"[") + raw.count(b"{")
     if containers > MAX_JSON_CONTAINERS:
         raise UploadError(name, f"{containers} JSON arrays/objects: more than the "
                           f"{MAX_JSON_CONTAINERS} an upload may hold")
+    check_json_depth(name, raw)
+
+
+def check_json_depth(name: str, raw: bytes) -> None:
+    """Before json.loads: ``raw`` nests at most MAX_JSON_DEPTH arrays/objects deep."""
+    if not within_depth(raw, MAX_JSON_DEPTH):
+        raise UploadError(name, f"JSON nested deeper than {MAX_JSON_DEPTH} arrays/objects: "
+                          "flatten it (a flow's files nest a few levels at most)")

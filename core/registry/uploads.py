@@ -14,8 +14,9 @@ card ``README.md`` and the ``registry.json`` a download carries). Checks, in ord
    (nothing missing, nothing extra);
 5. ``registry.json`` (from a download), if present, must name the same weights' sha256.
 
-Every failure is an :class:`UploadError` naming the file and field; every JSON file is
-size-checked before it is parsed (:mod:`core.registry.upload_limits`).
+Every failure is an :class:`UploadError` naming the file and field; every JSON file (and
+the safetensors header) is checked for size and nesting depth before it is parsed
+(:mod:`core.registry.upload_limits`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from core.registry.upload_limits import (
     MAX_JSON,
     UploadError,
     check_declared,
+    check_json_depth,
     check_json_size,
 )
 
@@ -113,9 +115,10 @@ def read_safetensors(path: Path) -> SafetensorsInfo:
             raise UploadError(f_name, f"truncated or not safetensors: header length {n} but "
                               f"the file has {size} bytes")
         raw = f.read(n)
+    check_json_depth(f_name, raw)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise UploadError(f_name, "the header is not JSON: not a safetensors file") from None
     if not isinstance(header, dict):
         raise UploadError(f_name, "the header is not a JSON object")
@@ -177,7 +180,7 @@ def _json_file(path: Path, name: str, limit: int = MAX_JSON) -> dict[str, Any]:
     check_json_size(name, raw, limit)
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise UploadError(name, f"not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise UploadError(name, "must be a JSON object")

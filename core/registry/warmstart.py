@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from core.jobs.specs import default_kernel_size
 from core.registry.jobs import visible_to
 from core.registry.keys import Caller
-from core.registry.models import ModelVersion
+from core.registry.models import ModelVersion, RegisteredModel
 
 ARCH_KEYS = ("method", "dim", "coarse_L", "kernel_size", "n_freq", "n_time", "bond_freq",
              "bond_time", "dtype", "field", "base")
@@ -66,9 +66,10 @@ def distance(spec: dict[str, Any], mv: ModelVersion) -> float:
 def nearest_version(session: Session, spec: dict[str, Any], caller: Caller) -> ModelVersion:
     """The closest visible version with the same architecture (NoParent if none)."""
     want = arch_of_spec(spec)
-    stmt = select(ModelVersion).where(visible_to(ModelVersion, caller),
-                                      ModelVersion.dim == want["dim"],
-                                      ModelVersion.method == want["method"])
+    stmt = (select(ModelVersion).join(RegisteredModel)  # named in the job's spec: its model
+            .where(visible_to(ModelVersion, caller),      # must answer the caller too
+                   visible_to(RegisteredModel, caller),
+                   ModelVersion.dim == want["dim"], ModelVersion.method == want["method"]))
     best: tuple[float, float, int] | None = None
     chosen: ModelVersion | None = None
     any_kernel = not spec.get("kernel_size")  # unset: the parent's (training.warm)

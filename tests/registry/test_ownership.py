@@ -1,4 +1,4 @@
-"""Issue 10 in the registry: who may add a version under a name, default names per group,
+"""In the registry: who may add a version under a name, default names per group,
 version visibility under a model's PATCH, keys that cannot outlive their issuer, the
 bootstrap key staying revoked, and job error texts without server paths."""
 

@@ -163,11 +163,11 @@ def test_keys_are_hashed_and_checked(s: Session) -> None:
     row.expires_at = utcnow() - timedelta(seconds=1)
     s.commit()
     assert authenticate(s, new.key) is None
-    ensure_key(s, "srf_abcdef01_env-admin")
-    ensure_key(s, "srf_abcdef01_env-admin")  # idempotent
-    assert authenticate(s, "srf_abcdef01_env-admin").is_admin  # type: ignore[union-attr]
+    ensure_key(s, "srf_abcdef01_env-admin-key-for-tests")
+    ensure_key(s, "srf_abcdef01_env-admin-key-for-tests")  # idempotent
+    assert authenticate(s, "srf_abcdef01_env-admin-key-for-tests").is_admin  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="prefix"):
-        ensure_key(s, "srf_abcdef01_another")
+        ensure_key(s, "srf_abcdef01_another-env-admin-key")
 
 
 def test_store_is_content_addressed_and_deduplicated(tmp_path: Path) -> None:

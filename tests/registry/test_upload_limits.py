@@ -1,4 +1,4 @@
-"""What an uploaded config.json may declare, and the JSON it may carry (issue 10, finding 2):
+"""What an uploaded config.json may declare, and the JSON it may carry:
 refused in closed form, before any tensor is read, naming the field."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``srflow serve`` warns (one line on stderr) when the Redis broker would lose queued jobs
-on a restart: appendonly off (issue 12). The session's redis-server runs without
+on a restart: appendonly off. The session's redis-server runs without
 persistence (``--save "" --appendonly no``); a second one here runs with appendonly."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Job budgets (issue 10): memory, volume and wall time are refused at submission with a
+"""Job budgets: memory, volume and wall time are refused at submission with a
 problem+json naming the field; a worker lost near memory capacity is not retried blindly;
 every job has a wall-time limit."""
 
@@ -24,7 +24,7 @@ from core.settings import Settings
 from worker.celery_app import celery_config
 from worker.runner import execute
 
-KEY = "budgets-admin-key"
+KEY = "srf_b0d9e750_budgets-admin-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 THEORY = {"kappa": 0.2, "lam": 0.01}
 ALICE = Caller("alice", ("lab-a",), False, "")
@@ -50,6 +50,14 @@ def client(tmp_path: Path) -> Any:
      "spec.steps", "max_sample_volume"),
     ({"kind": "hmc", "spec": {**THEORY, "L": 8, "n_samples": 10, "max_seconds": 1e9}},
      "spec.max_seconds", "max_job_seconds"),
+    # the IR source's Langevin thermalisation: batch · coarse_L^d sites per step
+    ({"kind": "train", "spec": {**THEORY, "L": 8, "batch": 1024, "steps": 1,
+                                "langevin_therm": 10**7}},
+     "spec.langevin_therm", "max_sample_volume"),
+    ({"kind": "scan", "spec": {"dim": 2, "L": 8, "kappa": [0.2, 0.25], "lam": 0.01,
+                               "batch": 1024, "steps_per_point": 1,
+                               "langevin_therm": 10**7}},
+     "spec.langevin_therm", "max_sample_volume"),
     # a scan's total is derived: the error names the field the user set
     ({"kind": "scan", "spec": {"dim": 2, "L": 8, "kappa": [0.2, 0.25], "lam": 0.01,
                                "max_minutes_per_point": 1e7}},

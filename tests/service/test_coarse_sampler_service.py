@@ -1,5 +1,5 @@
 """HTTP: ``coarse_sampler="cluster"`` on a baseline model (no coarse lattice) is a 422
-naming spec.coarse_sampler before anything is queued (issue 11, item 2)."""
+naming spec.coarse_sampler before anything is queued."""
 
 from __future__ import annotations
 

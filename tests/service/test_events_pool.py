@@ -14,11 +14,11 @@ from core.registry.db import engine_for, session_scope
 from core.registry.keys import Caller
 from core.settings import Settings
 
-KEY = "events-pool-admin-key"
+KEY = "srf_e7e9750a_events-pool-admin-key"
 
 
 def test_event_stream_returns_the_request_connection(tmp_path: Path, db_url: str) -> None:
-    """On SQLite and PostgreSQL (issue 12): the pool has nothing checked out mid-stream."""
+    """On SQLite and PostgreSQL: the pool has nothing checked out mid-stream."""
     settings = Settings(data_dir=tmp_path, admin_key=KEY, sse_poll_s=60.0,  # no poll meanwhile
                         database_url=db_url)
     with TestClient(create_app(settings)) as c:

@@ -1,7 +1,8 @@
-"""Schemathesis over ``/openapi.json`` against a live API (issue 10): every operation, with
+"""Schemathesis over ``/openapi.json`` against a live API: every operation, with
 a valid key and without one, a bounded number of examples each. No response is a 5xx,
 every 4xx is an RFC 9457 problem+json, and schemathesis' schema-conformance checks (status
-code, content type, response schema and headers) hold.
+code, content type, response schema and headers) hold — the test asserts they are among
+the checks run; tests/service/test_response_schemas.py checks the bodies of real objects.
 
 The server is the embedded configuration (filesystem broker, SQLite) with no worker, so
 accepted jobs stay queued and the fuzzer costs only API time.
@@ -18,6 +19,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import CHECKS
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.service.processes import (
     ADMIN_KEY,
@@ -35,6 +42,8 @@ log = logging.getLogger("srflow.fuzz")
 EXAMPLES = 30  # per operation and key: 26 operations × 2 keys ≈ 1500 requests, ~1 min
 PROBLEM = "application/problem+json"
 STREAMING = ("/events",)  # an event stream of a queued job never ends: read its head only
+CONFORMANCE = (status_code_conformance, content_type_conformance,
+               response_headers_conformance, response_schema_conformance)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +105,7 @@ def test_fuzz_every_operation_with_and_without_a_key(fuzz_api: Service) -> None:
     # positive_data_acceptance is off: specs carry rules JSON Schema cannot state (L = coarse_L·2^n,
     # a stable free theory, budgets, a visible model), which answer 422 by design.
     checks = [c for c in CHECKS.get_all() if c.__name__ != "positive_data_acceptance"]
+    checks += [c for c in CONFORMANCE if c not in checks]  # responses match /openapi.json
     checks.append(problem_json)
     operations = [r.ok() for r in schema.get_all_operations()]
     examples = 0

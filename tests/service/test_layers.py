@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CHECK = """
@@ -24,6 +26,7 @@ print('HEAVY', heavy)
 """
 
 
+@pytest.mark.slow
 def test_app_builds_and_serves_without_importing_torch(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", CHECK, str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=False)

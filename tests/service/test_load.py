@@ -1,4 +1,4 @@
-"""bench/load.py, small (issue 12): 100 clients for 15 s against the Redis deployment
+"""bench/load.py, small: 100 clients for 15 s against the Redis deployment
 (2 uvicorn workers in Prometheus multiprocess mode + 2 Celery workers + redis-server).
 Few new jobs (0.15 a second; the rest of the submissions are replays): each one costs a
 fresh worker child a torch import, and the test waits for all of them to succeed."""

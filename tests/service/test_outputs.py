@@ -1,5 +1,5 @@
 """A finished job names its outputs with URLs, and a sample ensemble names its source
-model only to callers who can see that model version (issue 12), in process on SQLite
+model only to callers who can see that model version, in process on SQLite
 and PostgreSQL: the rows are made the way the worker makes them (claim, finish, register).
 """
 
@@ -9,18 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from core.physics.io.ensemble import EnsembleMeta, write_ensemble
 from core.registry import accounts, catalog
 from core.registry import jobs as rows
 from core.registry.db import session_scope, upgrade
 from core.registry.keys import Caller
-from core.registry.store import Blob
+from core.registry.store import ArtifactStore, Blob
 from core.settings import Settings
 
-ADMIN = "outputs-test-admin-key"
+ADMIN = "srf_0a7b0750_outputs-test-admin-key"
 THEORY = {"dim": 2, "L": 8, "kappa": 0.2, "lam": 0.01}
 MODEL = "lab-a.secret-flow"
 
@@ -69,8 +71,11 @@ def world(tmp_path: Path, db_url: str) -> Any:
                                 "model": {"name": MODEL, "version": 1}})
         job = rows.get_job(s, "sample-1")
         assert job is not None
+        h5 = tmp_path / "sample-1.h5"  # a real file: readers without the model get a copy
+        write_ensemble(h5, np.zeros((4, 8, 8)), EnsembleMeta(
+            dim=2, L=8, kappa=0.2, lam=0.01, method="flow", model_id=f"{MODEL}/1"))
         catalog.register_ensemble(s, job=job, ensemble_id="sample-1",
-                                  blob=Blob(sha256="b" * 64, size=5, relpath="blobs/b"),
+                                  blob=ArtifactStore(settings.artifacts_dir).put_file(h5),
                                   fields={**THEORY, "n": 4, "summary": {},
                                           "model_version_id": mv.id})
         # a public scan whose one point registered that model and that ensemble

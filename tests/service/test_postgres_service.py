@@ -1,4 +1,4 @@
-"""The group deployment on a real PostgreSQL (issue 12): uvicorn with two worker processes
+"""The group deployment on a real PostgreSQL: uvicorn with two worker processes
 and two Celery workers against redis-server and an empty PostgreSQL database, which the
 four processes migrate together at start-up.
 

@@ -1,4 +1,4 @@
-"""HTTP Range with absurdly long numbers (issue 10, low): 416 or the clamped range, never a
+"""HTTP Range with absurdly long numbers: 416 or the clamped range, never a
 500 (int() refuses more than 4300 digits with a ValueError)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-key rate limits (issue 10): POST /v1/jobs and uploads answer 429 problem+json with
+"""Per-key rate limits: POST /v1/jobs and uploads answer 429 problem+json with
 Retry-After once a key's token bucket is empty; other keys are unaffected."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from core.registry.accounts import create_group, create_user, issue_key
 from core.registry.db import session_scope, upgrade
 from core.settings import Settings
 
-KEY = "ratelimit-admin-key"
+KEY = "srf_2a7e1150_ratelimit-admin-key"
 
 
 def _user_key(settings: Settings, user: str) -> str:

@@ -1,4 +1,4 @@
-"""Scan jobs through the embedded service (issue 11): HTTP submit, SSE progress (point i of
+"""Scan jobs through the embedded service: HTTP submit, SSE progress (point i of
 n, phase, ESS/N), per-point models and ensembles registered, the plot downloadable, cancel
 keeping the finished points, and bad grids refused with 422 before anything is queued."""
 

@@ -1,4 +1,4 @@
-"""The soft time limit (``soft_time_limit_s``, DESIGN.md section 8; issue 12): a train job
+"""The soft time limit (``soft_time_limit_s``, DESIGN.md section 8): a train job
 over it checkpoints, is handed back to the queue and re-sent, the next attempt resumes
 from the checkpoint and the job finishes once — one model version, whose curve starts
 with the checkpoint's rows — and a late duplicate delivery changes nothing.

@@ -52,7 +52,7 @@ def train_sample_roundtrip(svc: Service, tmp: Path, name: str) -> None:
     done = follow_to_success(svc, sample_id)
     ens_id = done["response"]["ensemble"]["id"]
     link = {"name": name, "version": version, "ref": f"{name}/{version}",
-            "url": f"/v1/models/{name}/versions/{version}"}  # issue 12: outputs with URLs
+            "url": f"/v1/models/{name}/versions/{version}"}  # outputs with URLs
     assert done["response"]["model"] == link
     assert done["response"]["ensemble"]["url"] == f"/v1/ensembles/{ens_id}"
     meta = check_ensemble_download(svc, ens_id, tmp)

@@ -3,7 +3,7 @@ worker): sign in, submit a small HMC job, watch it finish live, open its ensembl
 download it and check the sha256; a training's curve renders; another group's user sees
 none of it; the pages work from the keyboard; no console errors. Screenshots of each page
 at 1280 and 390 px go to $SRFLOW_UI_SHOTS (the README's: ``SRFLOW_UI_SHOTS=docs/img``;
-default a scratch folder, so a test run leaves the tracked PNGs alone) (issue 13)."""
+default a scratch folder, so a test run leaves the tracked PNGs alone)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sign-in, the session cookie's flags, CSRF on every form, sign-out (issue 13)."""
+"""Sign-in, the session cookie's flags, CSRF on every form, sign-out."""
 
 from __future__ import annotations
 

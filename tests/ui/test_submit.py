@@ -1,5 +1,5 @@
 """Submit forms: the API's errors next to the field, one job per form however often it is
-posted, and exactly the API's visibility rules on every page (issue 13)."""
+posted, and exactly the API's visibility rules on every page."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 10 (part A) over HTTP, in process: the API app under TestClient, and the worker's
+"""Ownership and visibility over HTTP, in process: the API app under TestClient, and the worker's
 own ``execute`` with the training replaced by a flow written to disk, so each test runs
 the real submit → finish → register path in about a second without starting servers.
 

@@ -1,4 +1,4 @@
-"""Upload bodies and model downloads stay bounded in memory (issue 10, findings 3 and 4).
+"""Upload bodies and model downloads stay bounded in memory.
 
 In process, no servers: the app's ASGI callable is driven directly so that only the API's
 own allocations are traced (TestClient and httpx's ASGI transport hold whole bodies).

@@ -35,7 +35,7 @@ def test_nearest_parent_is_chosen_and_recorded(redis_service: Service, tmp_path:
             r = upload_zip(c, zip_dir(write_flow(tmp_path / name, config=cfg)), name, vis)
             assert r.status_code == 201, r.text
     spec = {"method": "ir", "dim": 2, "L": 16, "kappa": 0.25, "lam": 0.01, "steps": 3,
-            "kernel_size": 3,  # the uploaded candidates' kernel (default is 5 since issue 9)
+            "kernel_size": 3,  # the uploaded candidates' kernel (not the default)
             "batch": 16, "seed": 2, "init_from": "nearest"}
     with user.client(svc) as c:
         r = c.post("/v1/jobs", json={"kind": "train", "spec": spec,

@@ -1,5 +1,5 @@
 """Warm start from ``init_from: "nearest"`` reaches a target ESS/N in fewer steps than a
-cold start with the same seed (issue 6, item 3, must-show).
+cold start with the same seed.
 
 The jobs run through the worker's own code in this process (``worker.runner.execute``:
 claim, :func:`worker.resilience.pin_init_from` → :func:`core.registry.warmstart.nearest_version`,

@@ -1,4 +1,4 @@
-"""users, groups (with quotas), memberships and idempotency records (issue 6)
+"""users, groups (with quotas), memberships and idempotency records
 
 Revision ID: 0002
 Revises: 0001

@@ -3,7 +3,7 @@
 On SQLite every INTEGER is 64-bit, so 0001/0002's ``Integer`` columns held anything; on
 PostgreSQL an ensemble of more than 2 GiB (e.g. 10^6 configurations at L = 64), a seed
 ≥ 2^31 or a group's ``max_sample_volume`` of 2^34 (the server default) failed with
-"integer out of range" at registration (issue 12).
+"integer out of range" at registration.
 
 Revision ID: 0003
 Revises: 0002
