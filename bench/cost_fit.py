@@ -1,4 +1,4 @@
-"""Power-law fits and crossovers for the cost study (bench/cost_study.py, issue 11).
+"""Power-law fits and crossovers for the cost study (bench/cost_study.py).
 
 A quantity y(L) ∝ L^a (τ_int ∝ L^z, cost ∝ L^a) is fitted as a straight line in log-log,
 

@@ -1,4 +1,4 @@
-"""Cost study (issue 11, item 3): seconds per effectively independent configuration of direct
+"""Cost study: seconds per effectively independent configuration of direct
 HMC, the cluster algorithm and flow + Metropolis, against L, on two lines of λ = 0.01, d = 2:
 κ = 0.25 and the near-critical line ξ_2nd ≈ L/4 (bench/cost.py CRITICAL), with power-law fits
 and crossovers up to L = 256 (bench/cost_fit.py).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command device check (issue 9): train L = 64, κ = 0.25, λ = 0.01 on CUDA for a fixed
+# One-command device check: train L = 64, κ = 0.25, λ = 0.01 on CUDA for a fixed
 # budget with the default `srflow train` (grown stack), then sample with it and run direct
 # HMC on the same device; prints s/step, fresh ESS/N, configs/s and ESS/N × configs/s, and
 # writes a JSON report ($OUT/gpu_check.json when $OUT is set, else runs/gpu_check/).

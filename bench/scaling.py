@@ -68,7 +68,8 @@ POINTS = {
 
 # spec overrides per case; "new" is TrainSpec's defaults (what `srflow train` does)
 CASES: dict[str, dict[str, Any]] = {
-    "old": {"grow": False, "coarse_L": 4, "kernel_size": 3},  # the first wave's default
+    # the original default: 4×4 coarse, k = 3, every level at once
+    "old": {"grow": False, "coarse_L": 4, "kernel_size": 3},
     "new": {},
     "k5-c8": {"coarse_L": 8},
     "grow-frozen": {"lower_lr_factor": 0.0},

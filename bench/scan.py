@@ -1,4 +1,4 @@
-"""Issue 11's must-show for scans: the κ-scan at L = 8, λ = 0.01 against direct HMC, and
+"""The κ-scan at L = 8, λ = 0.01 against direct HMC, and
 warm starts against cold starts at equal budget.
 
 1. ``core.jobs.scan_job.run_scan_job`` over κ ∈ {0.2, 0.25, 0.27, 0.3} (each point warm-started

@@ -1,4 +1,4 @@
-"""bench/cost_fit.py: log-log power-law fits and crossovers of the cost study (issue 11)."""
+"""bench/cost_fit.py: log-log power-law fits and crossovers of the cost study."""
 
 from __future__ import annotations
 

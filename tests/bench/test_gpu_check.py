@@ -1,4 +1,4 @@
-"""bench/gpu_check.py (issue 9): without a CUDA device it exits non-zero with one clear line
+"""bench/gpu_check.py: without a CUDA device it exits non-zero with one clear line
 and writes no report."""
 
 from __future__ import annotations
@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_without_cuda_one_line_and_exit_3(tmp_path: Path) -> None:
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OUT": str(tmp_path / "out"),
            "PYTHONPATH": str(ROOT)}

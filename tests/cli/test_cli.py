@@ -9,6 +9,7 @@ from core.physics.io import read_ensemble
 from tests.cli.helpers import run
 
 
+@pytest.mark.slow
 def test_hmc_json_is_one_object_and_writes_the_ensemble(tmp_path: Path) -> None:
     out = tmp_path / "free.h5"
     proc = run("hmc", "--dim", "1", "--L", "8", "--kappa", "0.2", "--lam", "0",
@@ -29,6 +30,7 @@ def test_hmc_json_is_one_object_and_writes_the_ensemble(tmp_path: Path) -> None:
     assert ens.configs.shape[1:] == (8,) and ens.meta.kappa == 0.2 and ens.meta.method == "hmc"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -70,15 +72,23 @@ def test_train_then_sample_json_and_nothing_half_written(tmp_path: Path) -> None
                "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     sampled = json.loads(proc.stdout)
-    assert set(sampled) == {"acceptance", "ess", "ode_consistency", "observables", "seconds",
-                            "out"}
+    assert set(sampled) == {"acceptance", "ess", "ode_consistency", "observables",
+                            "free_energy", "seconds", "out"}
+    fe = sampled["free_energy"]  # log Z of every sample, its caveats named (3 steps: many)
+    assert fe["f"] == pytest.approx(-fe["log_z"] / 64) and fe["caveats"] and not fe["trusted"]
     assert read_ensemble(out).configs.shape == (64, 8, 8)
+    text = run("sample", "--model", str(model), "--n-samples", "64", "--chains", "8",
+               "--reweight-to", "0.21")
+    assert text.returncode == 0, text.stderr
+    assert "log Z = " in text.stdout and "caveat low_ess" in text.stdout
+    assert "κ = 0.21, λ = 0.01: Δlog Z" in text.stdout
 
     again = run("train", "--L", "8", "--kappa", "0.2", "--lam", "0.01", "--out", str(model))
     assert again.returncode != 0 and "already exists" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -107,6 +117,7 @@ def test_train_bad_input_writes_nothing(tmp_path: Path, args: list[str], needle:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", [None, "not a flow"])
 def test_sample_missing_or_corrupt_model_is_one_line(tmp_path: Path, content: str | None) -> None:
     model = tmp_path / "m"

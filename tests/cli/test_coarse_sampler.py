@@ -1,4 +1,4 @@
-"""``srflow sample --coarse-sampler {hmc,cluster}`` (issue 11, item 2): the cluster algorithm
+"""``srflow sample --coarse-sampler {hmc,cluster}``: the cluster algorithm
 as the coarse sampler of a flow; bad values and unusable models give one line, exit ≠ 0."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def test_sample_with_cluster_coarse_sampler(tmp_path: Path) -> None:
     ("super_resolving", "wolff", "--coarse-sampler='wolff'"),
     ("baseline", "cluster", "coarse_sampler='cluster': a baseline model"),
 ])
+@pytest.mark.slow
 def test_bad_coarse_sampler_is_one_line_and_non_zero(tmp_path: Path, kind: str, value: str,
                                                     needle: str) -> None:
     model = untrained_flow(tmp_path / "m", kind=kind)

@@ -1,4 +1,4 @@
-"""Job budgets (issue 10): spec caps, the memory/volume estimates and the parameter count."""
+"""Job budgets: spec caps, the memory/volume estimates and the parameter count."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.jobs.budgets import budget, flow_parameter_count
-from core.jobs.specs import HmcSpec, TrainSpec
+from core.jobs.specs import EVAL_SAMPLES, LANGEVIN_THERM, HmcSpec, TrainSpec
 from core.jobs.train_plan import train_plan
 from core.physics.flows.config import count_learnable
 from core.physics.training.plan import flow_config
@@ -54,9 +54,12 @@ def test_hmc_chains_and_thermalisation_are_counted() -> None:
 
 
 def test_train_volume_and_batch_memory() -> None:
-    """Before: a train job had no volume quota at all."""
+    """A train job's volume: every step's batch, the final evaluation, and the IR source's
+    Langevin thermalisation (batch · coarse_L^d sites per step, once per grow stage: four
+    stages from 4³ to 64³)."""
     b = budget(TrainSpec(**THEORY, dim=3, L=64, steps=10**6, batch=2))
-    assert b is not None and b.volume == 64**3 * (2 * 10**6 + 4096)
+    langevin = LANGEVIN_THERM * 2 * 4**3 * 4
+    assert b is not None and b.volume == 64**3 * (2 * 10**6 + EVAL_SAMPLES) + langevin
     with pytest.raises(quotas.QuotaExceeded) as err:
         quotas.check_budget(SETTINGS, "lab", b, SETTINGS.max_sample_volume)
     assert err.value.field == "spec.steps" and "max_sample_volume" in str(err.value)

@@ -1,4 +1,4 @@
-"""Scans (issue 11, core.jobs.scan_job): validation, budget, orchestration (warm starts, cancel
+"""Scans: validation, budget, orchestration (warm starts, cancel
 after the current point, interruption) and one tiny end-to-end scan through ``srflow scan``."""
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def test_warm_start_chain_and_cancel_after_the_current_point(
     cancel = {"on": False}
 
     def fake(spec: ScanSpec, i: int, workdir: Path, init_dir: Path | None,
-             progress: Any = None, should_stop: Any = None) -> PointResult:
+             progress: Any = None, should_stop: Any = None,
+             cache_dir: Any = None) -> PointResult:
         seen.append(init_dir)
         if i == 1:
             cancel["on"] = True  # the user cancels while point 2 runs ...
@@ -126,7 +127,8 @@ def test_a_deadline_interrupts_the_point_and_keeps_the_finished_ones(
     stops: list[bool] = []
 
     def fake(spec: ScanSpec, i: int, workdir: Path, init_dir: Path | None,
-             progress: Any = None, should_stop: Any = None) -> PointResult:
+             progress: Any = None, should_stop: Any = None,
+             cache_dir: Any = None) -> PointResult:
         if i == 1:
             stops.append(should_stop())
             raise JobCancelled("deadline")
@@ -207,6 +209,7 @@ def test_cli_tiny_scan_json_schema(tmp_path: Path, capsys: pytest.CaptureFixture
     assert Path(record["points"][0]["ensemble"]).is_file()
 
 
+@pytest.mark.slow
 def test_cli_table_without_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(scan_mod, "run_point",
@@ -226,6 +229,7 @@ def test_cli_table_without_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert main(["scan", "--L", "8", "--kappa", "0.2", "--out", str(out)]) == 2  # not empty
 
 
+@pytest.mark.slow
 def test_a_failed_point_keeps_the_finished_ones(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:

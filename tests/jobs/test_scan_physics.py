@@ -1,4 +1,4 @@
-"""Issue 11, must-show for scans: the κ-scan at L = 8, λ = 0.01 over κ ∈ {0.2, 0.25, 0.27,
+"""The κ-scan at L = 8, λ = 0.01 over κ ∈ {0.2, 0.25, 0.27,
 0.3} (warm-started point to point, as `srflow scan` runs it) agrees with direct HMC within
 3σ at every point for ⟨|M|⟩ and χ, and κ_L lies below κ on the symmetric side (fig. 4b).
 

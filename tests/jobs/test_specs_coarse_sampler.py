@@ -1,4 +1,4 @@
-"""``coarse_sampler`` in SampleSpec and ScanSpec (issue 11, item 2): hmc by default, cluster
+"""``coarse_sampler`` in SampleSpec and ScanSpec: hmc by default, cluster
 on request; a scan that cannot use it (baseline, odd coarse_L) is refused naming the field."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The coarse sampler of flow sampling (issue 11, item 2): ``coarse_sampler="cluster"`` draws
+"""The coarse sampler of flow sampling: ``coarse_sampler="cluster"`` draws
 the coarse fields with the cluster algorithm (core.physics.mcmc.cluster) instead of HMC; the
 result, the job summary and the HDF5 attributes say which ran; a model without a (usable)
 coarse lattice is refused naming ``coarse_sampler``; a cancel in the coarse chains cancels
@@ -26,6 +26,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return untrained_flow(tmp_path_factory.mktemp("coarse") / "m")
 
 
+@pytest.mark.slow
 def test_cluster_path_is_taken_and_recorded(model: Path) -> None:
     kw = dict(n_samples=64, seed=7, chains=8)
     cl = sample(model, coarse_sampler="cluster", **kw)  # type: ignore[arg-type]
@@ -41,6 +42,7 @@ def test_cluster_path_is_taken_and_recorded(model: Path) -> None:
     assert not torch.equal(cl.log_q, hmc.log_q)
 
 
+@pytest.mark.slow
 def test_job_records_the_coarse_sampler_in_summary_and_hdf5(model: Path, tmp_path: Path) -> None:
     spec = SampleSpec(model=str(model), n_samples=32, chains=4, seed=1, coarse_sampler="cluster")
     res = run_sample_job(spec, workdir=tmp_path)

@@ -58,7 +58,7 @@ CASES = [(0.2, 60), (0.25, 60), (0.3, 60), (0.2, 2), (0.25, 5), (0.3, 25)]
                          ids=[f"{k}-{'trained' if s == 60 else 'undertrained'}" for k, s in CASES])
 def test_flow_metropolis_matches_fine_hmc(tmp_path: Path, kappa: float, steps: int) -> None:
     # k = 3: the under-trained step counts above were calibrated with it (with k = 5, the
-    # default since issue 9, the κ = 0.3 chain after 25 steps accepted only 12 of 16 000)
+    # default, the κ = 0.3 chain after 25 steps accepted only 12 of 16 000)
     spec = TrainSpec(method="ir", dim=2, L=8, kappa=kappa, lam=LAM, steps=steps, seed=1,
                      kernel_size=3, langevin_therm=5000, eval_samples=512)
     res = train(train_plan(spec), workdir=tmp_path)
@@ -102,7 +102,7 @@ NEW_CASES = [("hollow+conditional", 8, 0.25, 40), ("hollow+conditional", 8, 0.25
                               "grown-L16"])
 def test_new_fields_bases_and_grown_stacks_stay_exact(tmp_path: Path, flow: str, L: int,
                                                       kappa: float, steps: int) -> None:
-    """Issue 9: the hollow field (Chen & Duvenaud 2019), the conditional base and a stack
+    """The hollow field (Chen & Duvenaud 2019), the conditional base and a stack
     grown level by level (core.physics.training.grow, via the pipeline as `srflow train` runs it)
     keep flow + Metropolis equal to direct HMC within 3σ, trained or not."""
     from core.jobs.train_job import run_train_job

@@ -1,4 +1,4 @@
-"""Issue 11, must-show "error bars that hold" for flow + Metropolis: the Γ-method errors of
+"""Error bars that hold for flow + Metropolis: the Γ-method errors of
 the independence-Metropolis chain against the scatter of replicated runs (the direct
 samplers' counterpart is
 tests/physics/stats/test_gamma.py::test_errors_are_calibrated_over_replicated_runs)."""

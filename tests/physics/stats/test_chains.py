@@ -53,7 +53,7 @@ def test_below_the_minimum_there_is_no_verdict() -> None:
 
 
 def test_the_issue_case_gives_no_verdict() -> None:
-    """issue 11: hmc, L = 8, κ = 0.2, λ = 0.01, 200 samples in 16 chains (13 per chain) was
+    """hmc, L = 8, κ = 0.2, λ = 0.01, 200 samples in 16 chains (13 per chain) was
     reported χ²/dof = 1.8·10⁵ and inconsistent; now it gives no verdict, with the reason."""
     res = run_hmc(dim=2, L=8, kappa=0.2, lam=0.01, generator=torch.Generator().manual_seed(0),
                   params=HmcParams(n_samples=200, chains=16, n_therm=100))

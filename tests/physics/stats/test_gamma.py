@@ -184,7 +184,7 @@ def test_replicas_around_the_global_mean_stay_calibrated_where_pyerrors_is_low()
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["hmc", "cluster"])
 def test_errors_are_calibrated_over_replicated_runs(algorithm: str) -> None:
-    """Must-show of issue 11: 96 independent runs (4 chains × 800 sweeps each, every sweep
+    """Error bars that hold: 96 independent runs (4 chains × 800 sweeps each, every sweep
     kept, T ≈ 60 τ_int) at d = 2, L = 8, κ = 0.25, λ = 0.01; for ⟨|M|⟩, χ and S/V the
     scatter of the run means over the mean quoted Γ-method error lies in 1 ± 0.2. With 96
     runs the ratio is uncertain by ≈ 0.073, so the band is ≈ 2.7σ: decisive both ways."""

@@ -1,4 +1,4 @@
-"""Cancel reaches the long phases outside the trainer's step loop (issue 12): the IR
+"""Cancel reaches the long phases outside the trainer's step loop: the IR
 source's Langevin thermalisation (5·10⁴ steps, Appendix C) and the final evaluation
 (HMC coarse fields + 4096 proposals). Before, both ran to the end whatever the flag said.
 """

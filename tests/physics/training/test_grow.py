@@ -34,6 +34,7 @@ def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(model_dir / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_stages_train_one_level_more_each(tmp_path: Path) -> None:
     plan = _plan(L=32)
     assert stage_sizes(plan) == [8, 16, 32] and should_grow(plan)
@@ -87,6 +88,7 @@ def test_frozen_lower_levels_keep_their_weights(tmp_path: Path) -> None:
     assert any(not torch.equal(first[k], moved[k]) for k in level0)
 
 
+@pytest.mark.slow
 def test_cancel_then_resume_is_bit_exact(tmp_path: Path) -> None:
     plan = _plan(steps=4)
     whole = train_grown(plan, workdir=tmp_path / "a", options=OPTS)
@@ -106,6 +108,7 @@ def test_cancel_then_resume_is_bit_exact(tmp_path: Path) -> None:
     assert again.ess == whole.ess
 
 
+@pytest.mark.slow
 def test_a_trained_stack_grows_into_a_larger_lattice(tmp_path: Path) -> None:
     parent = train(_plan(L=16, grow=False), workdir=tmp_path / "p", options=OPTS)
     plan = _plan(L=64)
