@@ -34,6 +34,7 @@ from core.physics.exact.coarse_samplers import CoarseSampler, check_coarse_sampl
 from core.physics.exact.metropolis import independence_metropolis
 from core.physics.exact.solver_shift import SolverShift, solver_shift
 from core.physics.flows.gap import measure_baseline_gap, measure_gap
+from core.physics.flows.push_batch import push_batch
 from core.physics.io.flow_files import load_flow
 from core.physics.lattice.action import action, coupling_derivatives
 from core.physics.lattice.couplings import Couplings
@@ -98,9 +99,11 @@ class Proposals:
 
 
 def push(flow: Any, phi_coarse: Tensor, coarse: Couplings, fine: Couplings,
-         generator: torch.Generator, *, chunk: int = 1024,
+         generator: torch.Generator, *, chunk: int | None = None,
          should_stop: StopHook | None = None) -> Proposals:
-    """T_θ over ``phi_coarse`` in chunks (no gradients), float64 log-densities."""
+    """T_θ over ``phi_coarse`` in chunks (no gradients), float64 log-densities; ``chunk``
+    defaults to :func:`push_batch` of the fine volume."""
+    chunk = chunk or push_batch(flow.fine_L ** flow.dim)
     dtype = next(flow.parameters()).dtype
     device = next(flow.parameters()).device
     phis, log_qs = [], []
@@ -120,9 +123,10 @@ def push(flow: Any, phi_coarse: Tensor, coarse: Couplings, fine: Couplings,
 
 
 def draw_baseline(flow: Any, n: int, fine: Couplings, generator: torch.Generator, *,
-                  chunk: int = 1024,
+                  chunk: int | None = None,
                   should_stop: StopHook | None = None) -> Proposals:
     """Proposals of a baseline flow (its own Gaussian prior), in chunks like :func:`push`."""
+    chunk = chunk or push_batch(flow.L ** flow.dim)
     phis, log_qs = [], []
     with torch.no_grad():
         for start in range(0, n, chunk):

@@ -24,6 +24,7 @@ import torch
 from core.physics.control import ProgressHook, SamplingCancelled, StopHook
 from core.physics.flows.config import FlowConfig
 from core.physics.flows.gap import SolverGapError, measure_gap, solver_of
+from core.physics.flows.push_batch import push_batch
 from core.physics.flows.rg_flow import build_flow
 from core.physics.io.flow_files import save_flow
 from core.physics.lattice.action import action
@@ -161,16 +162,17 @@ def _checked(chunks: Any, should_stop: StopHook | None) -> Any:
 def evaluate(problem: Matching, plan: TrainPlan, n: int, gen: torch.Generator) -> Evaluation:
     """ESS/N and D^(I) on n fresh proposals (coarse fields from exact HMC: 64 chains, 200
     thermalisation trajectories, thinned by 2·τ_int) and the gap. ``problem.should_stop``
-    is asked between HMC trajectories and between chunks of 1024 proposals:
+    is asked between HMC trajectories and between pushes (:func:`push_batch`):
     SamplingCancelled when it answers True."""
     flow: Any = problem.flow
     p = next(flow.parameters())
     stop = problem.should_stop
+    chunk = push_batch(plan.L ** plan.dim)
     with torch.no_grad():
         if problem.source is None:
             log_w = torch.cat([-_fine_action(problem, out.phi) - out.log_q.double()
-                               for out in (flow(min(1024, n - i), gen)
-                                           for i in _checked(range(0, n, 1024), stop))])
+                               for out in (flow(min(chunk, n - i), gen)
+                                           for i in _checked(range(0, n, chunk), stop))])
             gap = problem.gap(torch.empty(64), gen).log_q
         else:
             c = problem.coarse.values()
@@ -180,7 +182,7 @@ def evaluate(problem: Matching, plan: TrainPlan, n: int, gen: torch.Generator) -
             phi_c = hmc.configs.reshape((-1, *hmc.configs.shape[2:]))[:n]
             phi_c = phi_c.to(device=p.device, dtype=p.dtype)
             log_w = torch.cat([problem.log_w(problem.push(x, generator=gen))
-                               for x in _checked(phi_c.split(1024), stop)])
+                               for x in _checked(phi_c.split(chunk), stop)])
             gap = measure_gap(flow, phi_c[:64], gen).log_q
     return Evaluation(ess=ess_fraction(log_w), loss=float(-log_w.mean()), gap=gap,
                       n=int(log_w.numel()))
