@@ -52,7 +52,7 @@ def job_budget(session: Session, kind: str, spec: Any, caller: Caller | None) ->
     return budget(spec)
 
 
-def _check_time(settings: Any, spec: Any) -> None:
+def check_time(settings: Any, spec: Any) -> None:
     cap = getattr(settings, "max_job_seconds", None)
     if cap is None:
         return
@@ -91,7 +91,7 @@ def check(session: Session, settings: Any, caller: Caller, req: Any) -> None:
     max_queued, max_volume = limits(session, settings, group)
     b = job_budget(session, req.kind, req.spec, caller)
     if req.spec is not None:
-        _check_time(settings, req.spec)
+        check_time(settings, req.spec)
     if b is not None:
         check_budget(settings, group, b, max_volume)
     waiting = session.scalar(

@@ -70,7 +70,13 @@ def test_budget_is_the_sum_of_the_points() -> None:
     assert b is not None
     sample_volume = 64 * 500
     assert b.volume == 3 * (one.volume + sample_volume)
-    assert b.memory_bytes >= one.memory_bytes and b.volume_field == "spec.steps_per_point"
+    assert b.memory_bytes >= one.memory_bytes
+    # the field named is the one that dominates the volume: with 100 steps per point the
+    # coarse Langevin thermalisation (in the budget since it could be set to 10^7)
+    assert one.volume_field == b.volume_field == "spec.langevin_therm"
+    long = ScanSpec(L=8, kappa=[0.2, 0.25], lam=0.01, steps_per_point=20_000, n_samples=500)
+    b_long = budget(long)
+    assert b_long is not None and b_long.volume_field == "spec.steps_per_point"
 
 
 # --- orchestration, with a stand-in for the expensive point ------------------------------
@@ -253,9 +259,9 @@ def test_a_failed_point_keeps_the_finished_ones(monkeypatch: pytest.MonkeyPatch,
 def test_quota_checks_a_scan_by_the_sum_of_its_points() -> None:
     from types import SimpleNamespace
 
-    from core.registry.quotas import QuotaExceeded, _check_time, check_budget
+    from core.registry.quotas import QuotaExceeded, check_budget, check_time
 
-    spec = ScanSpec(L=8, kappa=[0.2, 0.25], lam=0.01, steps_per_point=100,
+    spec = ScanSpec(L=8, kappa=[0.2, 0.25], lam=0.01, steps_per_point=20_000,
                     max_minutes_per_point=30.0)
     b = budget(spec)
     assert b is not None
@@ -264,8 +270,8 @@ def test_quota_checks_a_scan_by_the_sum_of_its_points() -> None:
         check_budget(SimpleNamespace(worker_memory_bytes=None), "g", b, b.volume - 1)
     assert info.value.field == "spec.steps_per_point"
     with pytest.raises(QuotaExceeded):  # 2 points × 30 min > 3000 s
-        _check_time(SimpleNamespace(max_job_seconds=3000.0), spec)
-    _check_time(SimpleNamespace(max_job_seconds=3600.0), spec)
+        check_time(SimpleNamespace(max_job_seconds=3000.0), spec)
+    check_time(SimpleNamespace(max_job_seconds=3600.0), spec)
 
 
 class _WorkerLost(BaseException):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from core.physics.flows.push_batch import MAX_PUSH, MIN_PUSH, SITES_PER_PUSH, push_batch
@@ -16,7 +18,7 @@ def test_measured_batches_in_d2(L: int, expected: int) -> None:
 def test_monotone_and_bounded() -> None:
     sizes = [push_batch(v) for v in range(1, 70_000, 97)]
     assert all(MIN_PUSH <= b <= MAX_PUSH for b in sizes)
-    assert all(a >= b for a, b in zip(sizes, sizes[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(sizes))
     assert all(b * v <= SITES_PER_PUSH for v, b in zip(range(1, 70_000, 97), sizes, strict=True)
                if MIN_PUSH < b < MAX_PUSH)
 
