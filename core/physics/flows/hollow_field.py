@@ -50,6 +50,7 @@ from core.physics.flows.upsample import from_blocks, to_blocks
 from core.physics.flows.vector_field import (
     FieldEval,
     LocalVectorField,
+    VectorField,
     local_classes,
     local_offsets,
 )
@@ -193,15 +194,11 @@ class HollowVectorField(LocalVectorField):
         """∇·G = Σ_x [Σ_f a_{c0 f} H_f'(Ψ_x) + Σ_k g_k'(Ψ_x) h_k(x)], shape ``(B,)``."""
         return super().divergence(t, psi) + self._hollow_terms(t, psi).divergence
 
-    # the hollow term works on the lattice layout: the ODE state stays there
-    def to_state(self, psi: Tensor) -> Tensor:
-        return psi
-
-    def from_state(self, state: Tensor) -> Tensor:
-        return state
-
-    def state_velocity_and_divergence(self, t: Tensor | float, state: Tensor) -> FieldEval:
-        return self.velocity_and_divergence(t, state)
+    # the hollow term works on the lattice layout: the ODE state stays there (VectorField's
+    # identity layout, not LocalVectorField's blocks)
+    to_state = VectorField.to_state
+    from_state = VectorField.from_state
+    state_velocity_and_divergence = VectorField.state_velocity_and_divergence
 
     def velocity_and_divergence(self, t: Tensor | float, psi: Tensor) -> FieldEval:
         """G and ∇·G in one pass (h evaluated once)."""
