@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,9 +241,9 @@ def main() -> None:
         print(f"  {point.name} {case}: ESS/N {row.get('ess', row.get('error'))}", file=sys.stderr)
         return row
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        for row in pool.map(one, todo):
-            rows.append(row)
+    with ThreadPoolExecutor(args.jobs) as pool:  # each row saved as it finishes
+        for future in as_completed([pool.submit(one, item) for item in todo]):
+            rows.append(future.result())
             results.write_text(json.dumps(rows, indent=1))
     print(table(rows))
     plot(rows, args.out / "scaling.png")

@@ -21,7 +21,7 @@ def test_sample_with_cluster_coarse_sampler(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert set(summary) == {"acceptance", "ess", "ode_consistency", "observables", "seconds",
-                            "out"}  # the --json contract is unchanged
+                            "out", "free_energy"}  # the --json contract, plus log Z
     ens = read_ensemble(out)
     assert ens.configs.shape == (32, 8, 8)
     assert ens.meta.sampler["coarse_sampler"] == "cluster"
