@@ -17,8 +17,9 @@ so its sampling cost is t·max((σ/ε)², N_min/N). The integration's quadrature
 I_8|) does not fall with samples: where it exceeds ε the row says so.
 
     .venv/bin/python bench/free_energy.py check --runs 32
-    .venv/bin/python bench/free_energy.py cost --sizes 16,32,64 --kappas 0.25,0.26 \\
+    .venv/bin/python bench/free_energy.py cost --sizes 16,32,64 --kappas 0.25 \\
         --train-minutes 3,6,10 --target-f 1e-5
+    .venv/bin/python bench/free_energy.py cost --model runs/scaling/models/L32-k0.2585-new
 
 Every time reported is CPU seconds of this one-thread process (time.process_time), so other
 work on the machine's 2 cores does not count; the load average is printed beside.
@@ -134,6 +135,15 @@ def cmd_check(args: argparse.Namespace) -> None:
               f"CPU s per run: flow {f['cpu_per_run']:.1f}, TI {t['cpu_per_run']:.1f}")
 
 
+def stored_point(model: Path) -> tuple[int, float]:
+    """(L, κ) of a trained model directory (d = 2, λ = 0.01 expected)."""
+    config = json.loads((model / "config.json").read_text())
+    theory = config["theory"]
+    if config["dim"] != 2 or abs(theory["lam"] - LAM) > 1e-12:
+        raise SystemExit(f"--model {model}: this bench is d = 2, λ = {LAM}")
+    return int(config["fine_L"]), float(theory["kappa"])
+
+
 def cost_to(sigma: float, target: float, cpu: float, n_min_ratio: float = 0.0) -> float:
     """CPU seconds to error ``target`` from one run of ``cpu`` seconds with error ``sigma``."""
     return cpu * max((sigma / target) ** 2, n_min_ratio)
@@ -144,30 +154,39 @@ def cmd_cost(args: argparse.Namespace) -> None:
     header = (f"{'L':>3} {'κ':>6} {'ESS/N':>6} {'flow log Z':>17} {'TI log Z':>17} {'quad':>7} "
               f"{'z':>5} | CPU s to ε_f: {'flow':>9} {'flow+train':>10} {'TI':>9}")
     print(header)
-    for L, minutes in zip(args.sizes, args.train_minutes, strict=True):
-        for kappa in args.kappas:
-            with tempfile.TemporaryDirectory() as tmp:
-                work = Path(tmp)
+    todo: list[tuple[int, float, float | Path]] = [
+        (L, kappa, minutes) for L, minutes in zip(args.sizes, args.train_minutes, strict=True)
+        for kappa in args.kappas]
+    todo += [(*stored_point(m), m) for m in args.model]
+    for L, kappa, minutes_or_model in todo:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            if isinstance(minutes_or_model, Path):  # a stored model: its own training CPU s
+                model, minutes = minutes_or_model, float("nan")
+                t_train = float(json.loads((model / "metrics.json").read_text())
+                                .get("seconds_total", float("nan")))
+            else:
+                minutes = minutes_or_model
                 model, t_train = train_flow(L, kappa, minutes, work / "train", seed=0)
-                flow = flow_log_z(model, args.n_samples, 1, work)
-            ti = fine_ti(L, kappa, args.ti_samples, 2)
-            eps = args.target_f * L**2  # the error on log Z that gives ε_f on f
-            n_min = MIN_EFFECTIVE / max(flow["ess"], 1e-12) / flow["n"]
-            c_flow = cost_to(flow["error"], eps, flow["cpu"], n_min)
-            c_ti = cost_to(ti["error"], eps, ti["cpu"])
-            row = {"L": L, "kappa": kappa, "train_minutes": minutes, "train_cpu": t_train,
-                   "flow": flow, "ti": ti, "target_f": args.target_f,
-                   "cost_flow": c_flow, "cost_flow_train": c_flow + t_train, "cost_ti": c_ti,
-                   "ti_quadrature_limited": bool(ti["quadrature_error"] > eps),
-                   "z": (flow["log_z"] - ti["log_z"]) / math.hypot(flow["error"], ti["error"]),
-                   "load": load()}
-            save("cost", row)
-            quad = f"{ti['quadrature_error']:.2g}" + ("!" if row["ti_quadrature_limited"] else "")
-            print(f"{L:>3} {kappa:>6} {flow['ess']:>6.3f} {flow['log_z']:>10.4f}±"
-                  f"{flow['error']:<6.2g} {ti['log_z']:>10.4f}±{ti['error']:<6.2g} {quad:>7} "
-                  f"{row['z']:>+5.1f} | {c_flow:>23.3g} {c_flow + t_train:>10.3g} "
-                  f"{c_ti:>9.3g}   caveats: {','.join(flow['caveats']) or '-'} "
-                  f"(load {row['load']})", flush=True)
+            flow = flow_log_z(model, args.n_samples, 1, work)
+        ti = fine_ti(L, kappa, args.ti_samples, 2)
+        eps = args.target_f * L**2  # the error on log Z that gives ε_f on f
+        n_min = MIN_EFFECTIVE / max(flow["ess"], 1e-12) / flow["n"]
+        c_flow = cost_to(flow["error"], eps, flow["cpu"], n_min)
+        c_ti = cost_to(ti["error"], eps, ti["cpu"])
+        row = {"L": L, "kappa": kappa, "train_minutes": minutes, "train_cpu": t_train,
+               "flow": flow, "ti": ti, "target_f": args.target_f,
+               "cost_flow": c_flow, "cost_flow_train": c_flow + t_train, "cost_ti": c_ti,
+               "ti_quadrature_limited": bool(ti["quadrature_error"] > eps),
+               "z": (flow["log_z"] - ti["log_z"]) / math.hypot(flow["error"], ti["error"]),
+               "load": load()}
+        save("cost", row)
+        quad = f"{ti['quadrature_error']:.2g}" + ("!" if row["ti_quadrature_limited"] else "")
+        print(f"{L:>3} {kappa:>6} {flow['ess']:>6.3f} {flow['log_z']:>10.4f}±"
+              f"{flow['error']:<6.2g} {ti['log_z']:>10.4f}±{ti['error']:<6.2g} {quad:>7} "
+              f"{row['z']:>+5.1f} | {c_flow:>23.3g} {c_flow + t_train:>10.3g} "
+              f"{c_ti:>9.3g}   caveats: {','.join(flow['caveats']) or '-'} "
+              f"(load {row['load']})", flush=True)
 
 
 def main() -> None:
@@ -183,13 +202,20 @@ def main() -> None:
                     help="flow proposals per run (check: 2000; cost: 4096)")
     ap.add_argument("--ti-samples", type=int, default=None,
                     help="configurations per chain per node (check: 400; cost: 200)")
+    ap.add_argument("--model", type=Path, action="append", default=[],
+                    help="cost: also a stored model (its L, κ; training CPU s from its "
+                         "metrics.json), e.g. a near-critical one from bench/scaling.py")
     ap.add_argument("--target-f", type=float, default=1e-5, help="cost: ε_f on f = −log Z/V")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     args = ap.parse_args()
     check = args.mode == "check"
-    args.sizes = [int(x) for x in (args.sizes or ("8,16" if check else "16,32,64")).split(",")]
-    args.train_minutes = [float(x) for x in (args.train_minutes
-                                             or ("1,3" if check else "3,6,10")).split(",")]
+    if not check and args.model and args.sizes is None:  # only the stored models
+        args.sizes, args.train_minutes = "", ""
+    args.sizes = [int(x) for x in (("8,16" if check else "16,32,64") if args.sizes is None
+                                   else args.sizes).split(",") if x]
+    args.train_minutes = [float(x) for x in (("1,3" if check else "3,6,10")
+                                             if args.train_minutes is None
+                                             else args.train_minutes).split(",") if x]
     args.kappas = [float(x) for x in args.kappas.split(",")]
     args.n_samples = args.n_samples or (2000 if check else 4096)
     args.ti_samples = args.ti_samples or (400 if check else 200)
