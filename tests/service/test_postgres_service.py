@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from core.registry.db import alembic_config
 from tests.databases import create_database, drop_database
 from tests.service.helpers import SMALL_HMC, hmc_roundtrip, submit, wait_state
 from tests.service.processes import (
@@ -79,7 +81,8 @@ def test_job_round_trip_on_postgres(pg_service: Service, pg_db: str, tmp_path: P
     the rows are in PostgreSQL (not a stray SQLite file) at the head revision."""
     hmc_roundtrip(pg_service, tmp_path)
     assert _rows(pg_db, "SELECT count(*) FROM ensembles") == [(1,)]
-    assert _rows(pg_db, "SELECT version_num FROM alembic_version") == [("0003",)]
+    head = ScriptDirectory.from_config(alembic_config(pg_db)).get_current_head()
+    assert _rows(pg_db, "SELECT version_num FROM alembic_version") == [(head,)]
     assert not (pg_service.data_dir / "registry.db").exists()
 
 

@@ -5,17 +5,19 @@ SRFLOW_ADMIN_KEY that is short or predictable stops the server from starting."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from cli import service as cli_service
 from core.registry.db import session_scope
 from core.registry.keys import WeakAdminKey, any_key, ensure_key
 from core.settings import Settings
+from tests.cli.helpers import SRFLOW
 
 KEY = "srf_7a11ed00_sign-in-throttle-admin-key"
 PROBLEM = "application/problem+json"
@@ -84,9 +86,14 @@ def test_a_weak_admin_key_stops_the_server_with_one_line(tmp_path: Path, weak: s
     assert "\n" not in message and weak not in message
     assert "SRFLOW_ADMIN_KEY" in message and "secrets.token_urlsafe" in message
     settings = Settings(data_dir=tmp_path, admin_key=weak)
-    settings.root.mkdir(parents=True, exist_ok=True)
-    with pytest.raises(WeakAdminKey):  # `srflow serve` stores nothing either
-        cli_service._first_key(settings)
+    # `srflow serve` says it in one line, exits 2 and stores nothing either
+    serve = subprocess.run([*SRFLOW, "serve", "--port", "1"], capture_output=True, text=True,
+                           timeout=120, stdin=subprocess.DEVNULL,
+                           env={**os.environ, "SRFLOW_ADMIN_KEY": weak,
+                                "SRFLOW_DATA_DIR": str(tmp_path)})
+    lines = serve.stderr.strip().splitlines()
+    assert serve.returncode == 2 and len(lines) == 1, serve.stderr
+    assert "SRFLOW_ADMIN_KEY" in lines[0] and weak not in lines[0]
     with session_scope(settings.db_url) as s:
         with pytest.raises(WeakAdminKey):
             ensure_key(s, weak)
