@@ -83,7 +83,9 @@ class Browser:
         self.d.delete_all_cookies()
         self.get("/ui/signin")
         field_ = self.css("#f-api_key")
-        assert self.js("return document.activeElement.id") == "f-api_key"  # autofocus
+        # autofocus: applied once the page has loaded, which a loaded machine delays
+        self.wait(lambda: self.js("return document.activeElement.id") == "f-api_key", 10,
+                  "the key field has the focus (autofocus)")
         field_.send_keys(key + "\n")  # Enter submits: no mouse needed
         self.wait(lambda: self.d.current_url.endswith("/ui/jobs"), 20, "signed in")
 
