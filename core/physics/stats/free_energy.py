@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from core.physics.stats.gamma import as_float64, jackknife
+from core.physics.stats.gamma import as_float64, ess_fraction, jackknife
 
 MIN_ESS = 0.05
 """ESS/N of the weights below which log ⟨w̃⟩ and its error are flagged: its variance is then
@@ -156,7 +156,7 @@ def log_mean_weight(log_w: Any, n_bins: int = JACKKNIFE_BINS) -> LogMeanWeight:
     jk = jackknife(lambda m: math.log(m), [w], n_bins=_bins(n, n_bins))
     return LogMeanWeight(value=top + math.log(mean), error=jk.error,
                          delta_error=math.sqrt(delta2), bias=-0.5 * delta2,
-                         ess=float(w.sum() ** 2 / (n * np.sum(w * w))),
+                         ess=ess_fraction(log_w),
                          max_weight_share=float(w.max() / w.sum()), n=n)
 
 
@@ -234,11 +234,12 @@ def reweighted_difference(log_w: Any, delta_log_w: Any, *, volume: int,
     """log Z(c') − log Z(c) from the same proposals: log ⟨w̃ e^δ⟩ − log ⟨w̃⟩ with
     δ_i = −(S_{c'} − S_c)(φ_i) (e.g. −Δκ ∂S/∂κ − Δλ ∂S/∂λ); refused below the ESS threshold
     of the reweighted weights."""
-    w, _ = _weights(log_w)
-    w2, _ = _weights(as_float64(log_w).reshape(-1) + as_float64(delta_log_w).reshape(-1))
+    lw = as_float64(log_w).reshape(-1)
+    lw2 = lw + as_float64(delta_log_w).reshape(-1)
+    w, _ = _weights(lw)
+    w2, _ = _weights(lw2)
     n = w.size
-    ess0 = float(w.sum() ** 2 / (n * np.sum(w * w)))
-    ess = float(w2.sum() ** 2 / (n * np.sum(w2 * w2)))
+    ess0, ess = ess_fraction(lw), ess_fraction(lw2)
     target = LogMeanWeight(value=math.nan, error=math.inf, delta_error=math.inf, bias=0.0,
                            ess=ess, max_weight_share=float(w2.max() / w2.sum()), n=n)
     caveats = [c for c in weight_caveats(
@@ -247,8 +248,7 @@ def reweighted_difference(log_w: Any, delta_log_w: Any, *, volume: int,
     if caveats:
         return FreeEnergyDifference(math.nan, math.nan, math.nan, math.nan, ess, ess / ess0,
                                     tuple(caveats))
-    lw = as_float64(log_w).reshape(-1)
-    shift = float(np.max(lw + as_float64(delta_log_w).reshape(-1))) - float(lw.max())
+    shift = float(lw2.max()) - float(lw.max())
     jk = jackknife(lambda a, b: math.log(b / a) + shift, [w, w2], n_bins=_bins(n, n_bins))
     return FreeEnergyDifference(delta_log_z=jk.mean, error=jk.error, delta_f=-jk.mean / volume,
                                 delta_f_error=jk.error / volume, ess=ess, overlap=ess / ess0,
