@@ -161,6 +161,25 @@ def error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def under_compiled(flow: torch.nn.Module, out: dict[str, Any], first: Callable[[], Any],
+                   timed: Callable[[], float]) -> tuple[Any, float] | None:
+    """With the flow's fields compiled: ``first()`` (its seconds, mostly compilation, go to
+    ``out["compile_s"]``), then ``timed()`` seconds per call. A failure is recorded as
+    ``out["compile_error"]`` and answers None; the fields are eager again afterwards."""
+    fields = compile_fields(flow)
+    try:
+        t0 = time.perf_counter()
+        result = first()
+        out["compile_s"] = time.perf_counter() - t0
+        return result, timed()
+    except Exception as err:  # recorded; the eager figures stand
+        out["compile_error"] = error_text(err)
+        print(f"  compile failed: {out['compile_error'].splitlines()[0]}", flush=True)
+        return None
+    finally:
+        restore(fields)
+
+
 def compiled_push(point: Point, batch: int) -> dict[str, Any]:
     """One push of ``batch`` eager and with the fields compiled (same coarse fields, ζ and
     weights): configs/s, the first compiled call's seconds (compilation) and max |Δ log q|,
@@ -173,18 +192,11 @@ def compiled_push(point: Point, batch: int) -> dict[str, Any]:
     out: dict[str, Any] = {"batch": batch, "L": point.L, "eager_push_s": eager_s,
                            "eager_configs_per_s": batch / eager_s}
     print(f"  batch {batch}: eager push {batch / eager_s:.1f} configs/s", flush=True)
-    fields = compile_fields(trainer.problem.flow)
-    try:
-        t0 = time.perf_counter()
-        compiled = run()
-        out["compile_s"] = time.perf_counter() - t0
-        compiled_s = seconds_per_call(run, point.timed, point.device)
-    except Exception as err:  # recorded; the eager figures stand
-        out["compile_error"] = error_text(err)
-        print(f"  compile failed: {out['compile_error'].splitlines()[0]}", flush=True)
+    got = under_compiled(trainer.problem.flow, out, run,
+                         lambda: seconds_per_call(run, point.timed, point.device))
+    if got is None:
         return out
-    finally:
-        restore(fields)
+    compiled, compiled_s = got
     out.update(compiled_push_s=compiled_s, compiled_configs_per_s=batch / compiled_s,
                speedup=eager_s / compiled_s,
                max_abs_diff_log_q=float((compiled.log_q - eager.log_q).abs().max()),
@@ -208,20 +220,16 @@ def compiled_step(point: Point, batch: int) -> dict[str, Any]:
     eager_s = seconds_per_call(step, point.timed, point.device)
     out: dict[str, Any] = {"batch": batch, "L": point.L, "eager_step_s": eager_s}
     print(f"  batch {batch}: eager step {eager_s:.3f} s", flush=True)
-    fields = compile_fields(trainer.problem.flow)
-    try:
-        t0 = time.perf_counter()
-        step()
-        out["compile_s"] = time.perf_counter() - t0
+
+    def warm_then_time() -> float:
         for _ in range(point.warmup):
             step()
-        compiled_s = seconds_per_call(step, point.timed, point.device)
-    except Exception as err:  # recorded; the eager figure stands
-        out["compile_error"] = error_text(err)
-        print(f"  compile failed: {out['compile_error'].splitlines()[0]}", flush=True)
+        return seconds_per_call(step, point.timed, point.device)
+
+    got = under_compiled(trainer.problem.flow, out, step, warm_then_time)
+    if got is None:
         return out
-    finally:
-        restore(fields)
+    compiled_s = got[1]
     out.update(compiled_step_s=compiled_s, speedup=eager_s / compiled_s)
     print(f"  compiled step {compiled_s:.3f} s ({eager_s / compiled_s:.2f}×, compiled in "
           f"{out['compile_s']:.0f} s)", flush=True)
