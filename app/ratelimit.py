@@ -22,40 +22,33 @@ from fastapi import Depends, Request
 
 from app.deps import CallerDep, SettingsDep
 from app.problems import Problem
+from app.token_bucket import TokenBucket
 
 MAX_BUCKETS = 100_000  # forget idle buckets beyond this many (full ones first)
-
-
-@dataclass
-class Bucket:
-    tokens: float
-    stamp: float
 
 
 @dataclass
 class Limiter:
     """Token buckets keyed by (scope, user)."""
 
-    buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
+    buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, scope: str, key: str, per_minute: float, burst: int,
              now: float | None = None) -> float:
         """Take one token: 0.0 if allowed, else the seconds until one is available."""
         now = time.monotonic() if now is None else now
-        rate = per_minute / 60.0
         with self.lock:
             b = self.buckets.get((scope, key))
             if b is None:
                 if len(self.buckets) >= MAX_BUCKETS:
                     self.buckets.clear()  # a flood of keys: start everyone full again
-                b = self.buckets[(scope, key)] = Bucket(float(burst), now)
-            b.tokens = min(float(burst), b.tokens + (now - b.stamp) * rate)
-            b.stamp = now
-            if b.tokens >= 1.0:
+                b = self.buckets[(scope, key)] = TokenBucket(float(burst), now)
+            b.refill(now, burst, per_minute)
+            wait = b.wait(per_minute)
+            if wait == 0.0:
                 b.tokens -= 1.0
-                return 0.0
-            return (1.0 - b.tokens) / rate
+            return wait
 
 
 def _limiter(request: Request) -> Limiter:

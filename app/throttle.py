@@ -28,6 +28,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.problems import Problem, send_problem
+from app.token_bucket import TokenBucket
 
 BAD_KEY = "srflow.bad_key"  # scope flag: a key was sent and refused
 INTERNAL = "srflow.internal"  # scope flag: the dashboard calling the API in process
@@ -41,26 +42,19 @@ def note_bad_key(request: Request) -> None:
 
 
 @dataclass
-class Allowance:
-    tokens: float
-    stamp: float
-
-
-@dataclass
 class FailureBuckets:
     """Failures per client address: a token bucket of ``burst`` refilled at
     ``per_minute``; an attempt is let through while a token is left."""
 
     burst: int
     per_minute: float
-    buckets: dict[str, Allowance] = field(default_factory=dict)
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _refilled(self, address: str, now: float) -> Allowance | None:
+    def _refilled(self, address: str, now: float) -> TokenBucket | None:
         b = self.buckets.get(address)
         if b is not None:
-            b.tokens = min(float(self.burst), b.tokens + (now - b.stamp) * self.per_minute / 60)
-            b.stamp = now
+            b.refill(now, self.burst, self.per_minute)
         return b
 
     def wait(self, address: str, now: float | None = None) -> float:
@@ -68,9 +62,7 @@ class FailureBuckets:
         now = time.monotonic() if now is None else now
         with self.lock:
             b = self._refilled(address, now)
-            if b is None or b.tokens >= 1.0:
-                return 0.0
-            return (1.0 - b.tokens) * 60 / self.per_minute
+            return 0.0 if b is None else b.wait(self.per_minute)
 
     def fail(self, address: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -83,7 +75,7 @@ class FailureBuckets:
                                     if x.tokens + (now - x.stamp) * rate < self.burst}
                     if len(self.buckets) >= MAX_ADDRESSES:
                         self.buckets.clear()
-                b = self.buckets[address] = Allowance(float(self.burst), now)
+                b = self.buckets[address] = TokenBucket(float(self.burst), now)
             b.tokens = max(b.tokens - 1.0, 0.0)
 
 
